@@ -1,0 +1,48 @@
+"""The ``lavin`` command. Each subcommand lives in its own module exposing ``add_parser(subparsers)``,
+which adds a parser and sets ``func(args) -> int | None`` as its default. Modules import heavy
+dependencies inside ``func`` so that ``lavin --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lavin_core.errors import LavinError
+
+#: The subcommand modules, in the order ``lavin --help`` lists them.
+COMMANDS = (
+    "lavin_core.cli.tasks",
+    "lavin_core.cli.plugins",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lavin",
+        description="LaVin: one vision model for many tasks, each defined by a few example pairs.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        importlib.import_module(module).add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lavin`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (LavinError, ValueError, FileNotFoundError) as exc:
+        # Bad input is reported in one line; anything else is a bug and keeps its traceback.
+        print(f"lavin {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lavin {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
