@@ -1,0 +1,243 @@
+"""Checkpoints: strict state-dict loading and our own ``save_pretrained`` / ``from_pretrained`` format.
+
+A checkpoint is a folder (local path or any fsspec URL: ``memory://``, ``file://``, ``s3://`` ...)
+holding two files:
+
+- ``config.json``: the model's attrs config (``attrs.asdict``) plus ``_class_name``;
+- ``model.safetensors``: the state dict.
+
+Loading builds the model on the meta device (no memory, no initialisation) and fills it with
+``load_state_dict(assign=True)``. Every mismatch between the file and the model is an error that
+names each missing, unexpected and mis-shaped tensor: nothing is silently dropped or left random.
+
+Nothing here knows about a particular model; a model class opts in with ``PretrainedMixin``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+import fsspec
+import safetensors.torch
+import torch
+from torch import Tensor, nn
+
+from lavin_core.errors import CheckpointError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+M = TypeVar("M", bound=nn.Module)
+C = TypeVar("C")
+
+
+# ---------------------------------------------------------------------------------------------
+# configs
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """The JSON-ready dict of an attrs config instance (tuples become lists)."""
+    if not attrs.has(type(config)):
+        raise TypeError(f"a config must be an attrs class instance, got {type(config).__name__}")
+    return attrs.asdict(config)
+
+
+def config_from_dict(config_cls: type[C], data: Mapping[str, Any], *, source: str = "config") -> C:
+    """Rebuild an attrs config from ``config_to_dict`` output; keys starting with ``_`` are metadata.
+
+    JSON has no tuples, so lists come back as tuples (configs are frozen). Unknown keys and values
+    that the config's validators reject raise ``CheckpointError`` naming ``source``.
+    """
+    if not attrs.has(config_cls):
+        raise TypeError(f"config_cls must be an attrs class, got {config_cls!r}")
+    known = {f.name for f in attrs.fields(config_cls) if f.init}
+    values = {k: v for k, v in data.items() if not k.startswith("_")}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise CheckpointError(
+            f"{source}: unknown {config_cls.__name__} field(s) {', '.join(unknown)}; "
+            f"known fields: {', '.join(sorted(known))}"
+        )
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    try:
+        return config_cls(**values)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{source}: invalid {config_cls.__name__}: {err}") from err
+
+
+# ---------------------------------------------------------------------------------------------
+# state dicts
+
+
+def _describe(names: list[str]) -> str:
+    return ", ".join(names)
+
+
+def check_state_dict(module: nn.Module, state_dict: Mapping[str, Tensor], *, source: str) -> None:
+    """Raise ``CheckpointError`` naming every missing, unexpected and mis-shaped tensor.
+
+    Works on modules that live on the meta device (only names and shapes are compared).
+    """
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mis_shaped = sorted(
+        f"{name} (checkpoint {tuple(state_dict[name].shape)}, model {tuple(expected[name].shape)})"
+        for name in set(expected) & set(state_dict)
+        if tuple(state_dict[name].shape) != tuple(expected[name].shape)
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)}: {_describe(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)}: {_describe(unexpected)}")
+    if mis_shaped:
+        problems.append(f"wrong shape {len(mis_shaped)}: {_describe(mis_shaped)}")
+    if problems:
+        raise CheckpointError(
+            f"{source} does not fit {type(module).__name__}: " + "; ".join(problems)
+            + " (is the config right for this checkpoint?)"
+        )
+
+
+def load_state_dict_strict(
+    module: nn.Module, state_dict: Mapping[str, Tensor], *, source: str, assign: bool = False
+) -> None:
+    """Load ``state_dict`` into ``module`` after checking names and shapes (see ``check_state_dict``).
+
+    Floating-point tensors are cast to the dtype of the model's tensor of the same name. With
+    ``assign=True`` (for modules built on the meta device) the tensors are adopted, not copied;
+    afterwards no parameter or buffer may be left on the meta device.
+    """
+    check_state_dict(module, state_dict, source=source)
+    expected = module.state_dict()
+    cast = {
+        name: tensor.to(expected[name].dtype)
+        if tensor.is_floating_point() and expected[name].is_floating_point()
+        else tensor
+        for name, tensor in state_dict.items()
+    }
+    module.load_state_dict(cast, strict=True, assign=assign)
+    if assign:
+        left = [n for n, t in (*module.named_parameters(), *module.named_buffers()) if t.is_meta]
+        if left:
+            raise CheckpointError(
+                f"{source}: {type(module).__name__} still has tensors on the meta device after "
+                f"loading: {_describe(left)}; make them persistent or compute them on the fly"
+            )
+
+
+def _join(url: str, name: str) -> str:
+    return f"{url.rstrip('/')}/{name}"
+
+
+def read_safetensors(url: str, *, device: str | torch.device = "cpu") -> dict[str, Tensor]:
+    """All tensors of a safetensors file at a local path or fsspec URL (memory-mapped when local)."""
+    fs, path = fsspec.core.url_to_fs(url)
+    try:
+        if "file" in fs.protocol or "local" in fs.protocol:
+            return safetensors.torch.load_file(path, device=str(device))
+        with fs.open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError as err:
+        raise CheckpointError(f"no safetensors file at {url}") from err
+    except safetensors.SafetensorError as err:
+        raise CheckpointError(f"{url} is not a readable safetensors file: {err}") from err
+    try:
+        tensors = safetensors.torch.load(data)
+    except safetensors.SafetensorError as err:
+        raise CheckpointError(f"{url} is not a readable safetensors file: {err}") from err
+    return {k: v.to(device) for k, v in tensors.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# our checkpoint folders
+
+
+def save_pretrained(module: nn.Module, config: Any, url: str) -> None:
+    """Write ``config.json`` and ``model.safetensors`` for ``module`` into the folder ``url``."""
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.makedirs(path, exist_ok=True)
+    meta = {"_class_name": type(module).__name__, **config_to_dict(config)}
+    with fs.open(_join(path, CONFIG_NAME), "w") as f:
+        json.dump(meta, f, indent=2, sort_keys=False)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
+    with fs.open(_join(path, WEIGHTS_NAME), "wb") as f:
+        f.write(safetensors.torch.save(tensors, metadata={"format": "pt"}))
+
+
+def _read_config_json(url: str) -> dict[str, Any]:
+    fs, path = fsspec.core.url_to_fs(url)
+    source = _join(url, CONFIG_NAME)
+    try:
+        with fs.open(_join(path, CONFIG_NAME), "r") as f:
+            data = json.load(f)
+    except FileNotFoundError as err:
+        raise CheckpointError(f"no {CONFIG_NAME} at {url}; is it a folder written by save_pretrained?") from err
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{source} is not valid JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{source} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def load_config(config_cls: type[C], url: str) -> C:
+    """The config saved by ``save_pretrained`` in the folder ``url``."""
+    return config_from_dict(config_cls, _read_config_json(url), source=_join(url, CONFIG_NAME))
+
+
+def load_pretrained(
+    build: Callable[[C], M],
+    url: str,
+    *,
+    config_cls: type[C] | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+) -> M:
+    """The model saved by ``save_pretrained`` in ``url``: ``build(config)`` on the meta device, then filled.
+
+    ``build`` is a model class (or any ``config -> module`` callable); ``config_cls`` defaults to
+    ``build.config_class``. The weights load onto ``device`` and are cast to ``dtype`` if given.
+    """
+    config_cls = config_cls or getattr(build, "config_class", None)
+    if config_cls is None:
+        raise TypeError(f"pass config_cls: {build!r} has no config_class attribute")
+    data = _read_config_json(url)
+    config = config_from_dict(config_cls, data, source=_join(url, CONFIG_NAME))
+    with torch.device("meta"):
+        module = build(config)
+    saved_class = data.get("_class_name")
+    if saved_class is not None and saved_class != type(module).__name__:
+        raise CheckpointError(
+            f"{url} holds a {saved_class} checkpoint, not a {type(module).__name__}; "
+            f"load it with {saved_class}.from_pretrained"
+        )
+    weights = _join(url, WEIGHTS_NAME)
+    load_state_dict_strict(module, read_safetensors(weights, device=device), source=weights, assign=True)
+    if dtype is not None:
+        module.to(dtype)
+    return module
+
+
+class PretrainedMixin:
+    """``save_pretrained`` / ``from_pretrained`` for an ``nn.Module`` built as ``cls(config)``.
+
+    The class sets ``config_class`` and stores its config as ``self.config``.
+    """
+
+    config_class: ClassVar[type]
+    config: Any
+
+    def save_pretrained(self, url: str) -> None:
+        """Write this model's config and weights into the folder ``url`` (local path or fsspec URL)."""
+        save_pretrained(self, self.config, url)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_pretrained(
+        cls, url: str, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    ) -> Any:
+        """The model saved in ``url`` by ``save_pretrained``, on ``device`` (cast to ``dtype`` if given)."""
+        return load_pretrained(cls, url, config_cls=cls.config_class, device=device, dtype=dtype)
