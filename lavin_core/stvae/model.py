@@ -1,0 +1,209 @@
+"""The ST-VAE: a causal 3D VAE (CogVideoX-style) that maps pixel clips to 4x8x8-compressed latents.
+
+    pixels (B, 3, 1 + 4k, H, W) --encoder--> moments (B, 32, 1 + k, H/8, W/8) --> posterior
+    latents (B, 16, 1 + k, H/8, W/8) --decoder (spatial norm on the latents)--> pixels
+
+The encoder halves time in its first two stages, the decoder doubles it in its first two (deepest)
+stages; frame 0 is always handled on its own, so an image is a one-frame clip and the first
+latent frame of a clip is the latent of its first frame as an image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lavin_core.checkpoint import PretrainedMixin
+from lavin_core.interfaces import Encoder
+from lavin_core.stvae.config import STVAEConfig, get_preset
+from lavin_core.stvae.layers import CausalConv3d, DownBlock3D, MidBlock3D, SpatialNorm3D, UpBlock3D
+from lavin_core.stvae.posterior import DiagonalGaussian
+from lavin_core.stvae.tiling import TilingConfig, tiled_decode, tiled_encode_moments
+
+
+class Encoder3D(nn.Module):
+    """Pixels ``(B, 3, T, H, W)`` to posterior moments ``(B, 2 * latent_channels, T', h, w)``."""
+
+    def __init__(self, config: STVAEConfig):
+        super().__init__()
+        channels, groups, eps = config.block_out_channels, config.norm_num_groups, config.norm_eps
+        self.conv_in = CausalConv3d(config.in_channels, channels[0])
+        self.down_blocks = nn.ModuleList(
+            DownBlock3D(
+                channels[max(i - 1, 0)], channels[i], num_layers=config.layers_per_block, groups=groups, eps=eps,
+                downsample=i < len(channels) - 1, compress_time=i < config.temporal_levels,
+            )
+            for i in range(len(channels))
+        )
+        self.mid_block = MidBlock3D(channels[-1], groups=groups, eps=eps)
+        self.norm_out = nn.GroupNorm(groups, channels[-1], eps=eps)
+        self.conv_out = CausalConv3d(channels[-1], 2 * config.latent_channels)
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        x = self.conv_in(pixels)
+        for block in self.down_blocks:
+            x = block(x)
+        x = self.mid_block(x)
+        return self.conv_out(F.silu(self.norm_out(x)))
+
+
+class Decoder3D(nn.Module):
+    """Raw latents ``(B, latent_channels, T', h, w)`` to pixels ``(B, 3, T, H, W)`` (not clamped)."""
+
+    def __init__(self, config: STVAEConfig):
+        super().__init__()
+        channels = config.block_out_channels[::-1]
+        groups, eps, latent = config.norm_num_groups, config.norm_eps, config.latent_channels
+        self.conv_in = CausalConv3d(latent, channels[0])
+        self.mid_block = MidBlock3D(channels[0], groups=groups, eps=eps, latent_channels=latent)
+        self.up_blocks = nn.ModuleList(
+            UpBlock3D(
+                channels[max(i - 1, 0)], channels[i], num_layers=config.layers_per_block + 1, groups=groups,
+                eps=eps, latent_channels=latent, upsample=i < len(channels) - 1,
+                compress_time=i < config.temporal_levels,
+            )
+            for i in range(len(channels))
+        )
+        self.norm_out = SpatialNorm3D(channels[-1], latent, groups=groups, eps=eps)
+        self.conv_out = CausalConv3d(channels[-1], config.in_channels)
+
+    def forward(self, z: Tensor) -> Tensor:
+        x = self.mid_block(self.conv_in(z), z)
+        for block in self.up_blocks:
+            x = block(x, z)
+        return self.conv_out(F.silu(self.norm_out(x, z)))
+
+
+class STVAE(PretrainedMixin, Encoder):
+    """The spatio-temporal VAE of LaVin-DiT, an ``Encoder``.
+
+    ``STVAE(config)``, ``STVAE.from_preset("lavin-tiny")``, ``STVAE.from_pretrained(folder)``;
+    the authors' ``stvae.pt`` loads with ``lavin_core.official.load_vae``.
+    """
+
+    config_class = STVAEConfig
+
+    def __init__(self, config: STVAEConfig):
+        super().__init__()
+        if not isinstance(config, STVAEConfig):
+            raise TypeError(f"config must be an STVAEConfig, got {type(config).__name__}")
+        self.config = config
+        self.temporal_compression = config.temporal_compression
+        self.spatial_compression = config.spatial_compression
+        self.latent_channels = config.latent_channels
+        self.encoder = Encoder3D(config)
+        self.decoder = Decoder3D(config)
+        self.tiling: TilingConfig | None = None
+
+    @classmethod
+    def from_preset(cls, name: str) -> STVAE:
+        """A randomly initialised ST-VAE with the preset called ``name`` (``"official"``, ``"lavin-tiny"``)."""
+        return cls(get_preset(name))
+
+    # -- tiling ---------------------------------------------------------------------------------
+
+    def enable_tiling(self, config: TilingConfig | None = None) -> None:
+        """Encode and decode inputs larger than one tile tile by tile (see ``lavin_core.stvae.tiling``)."""
+        config = config or TilingConfig()
+        config.check(self.spatial_compression)
+        self.tiling = config
+
+    def disable_tiling(self) -> None:
+        self.tiling = None
+
+    # -- raw latents ----------------------------------------------------------------------------
+
+    def posterior(self, pixels: Tensor) -> DiagonalGaussian:
+        """The posterior over raw latents for ``pixels`` ``(B, 3, 1 + 4k, H, W)`` in [-1, 1]."""
+        self.latent_shape(self._check_5d(pixels, "pixels").shape)
+        pixels = pixels.to(self.encoder.conv_in.conv.weight.dtype)
+        if self.tiling is None:
+            return DiagonalGaussian.from_moments(self.encoder(pixels))
+        moments = tiled_encode_moments(
+            self.encoder, pixels, self.tiling,
+            spatial_compression=self.spatial_compression, temporal_compression=self.temporal_compression,
+        )
+        return DiagonalGaussian.from_moments(moments)
+
+    def decode_raw(self, z: Tensor) -> Tensor:
+        """The decoder's output (not clamped) for raw latents ``z`` ``(B, C, T', h, w)``."""
+        self._check_5d(z, "latents")
+        if z.shape[1] != self.latent_channels:
+            raise ValueError(f"latents must have {self.latent_channels} channels, got shape {tuple(z.shape)}")
+        z = z.to(self.decoder.conv_in.conv.weight.dtype)
+        if self.tiling is None:
+            return self.decoder(z)
+        return tiled_decode(
+            self.decoder, z, self.tiling,
+            spatial_compression=self.spatial_compression, temporal_compression=self.temporal_compression,
+        )
+
+    def normalize(self, raw: Tensor) -> Tensor:
+        """``(raw - latent_shift) * latent_scale``: the latents the diffusion model sees."""
+        return (raw - self.config.latent_shift) * self.config.latent_scale
+
+    def denormalize(self, latents: Tensor) -> Tensor:
+        """The inverse of ``normalize``."""
+        return latents / self.config.latent_scale + self.config.latent_shift
+
+    # -- the Encoder interface ------------------------------------------------------------------
+
+    def encode(self, pixels: Tensor, *, generator: torch.Generator | None = None, pad: bool = False) -> Tensor:
+        """Normalized latents ``(B, C, 1 + k, H/8, W/8)`` of ``pixels`` ``(B, 3, 1 + 4k, H, W)`` in [-1, 1].
+
+        The posterior mean, or a sample drawn with ``generator`` when one is given. ``pad=True``
+        accepts any frame count and size, repeating the last frame and the border pixels up to
+        ``1 + 4k`` frames and multiples of 8; pass the original ``(T, H, W)`` as ``decode``'s
+        ``output_size`` to crop the padding away again.
+        """
+        if pad:
+            pixels = self.pad_pixels(self._check_5d(pixels, "pixels"))
+        posterior = self.posterior(pixels)
+        raw = posterior.mean if generator is None else posterior.sample(generator)
+        return self.normalize(raw)
+
+    def decode(self, latents: Tensor, *, output_size: tuple[int, int, int] | None = None) -> Tensor:
+        """Pixels ``(B, 3, T, H, W)`` in [-1, 1] for normalized ``latents``; cropped to ``output_size = (T, H, W)``."""
+        pixels = self.decode_raw(self.denormalize(latents)).clamp(-1.0, 1.0)
+        if output_size is not None:
+            frames, height, width = output_size
+            if frames > pixels.shape[2] or height > pixels.shape[3] or width > pixels.shape[4]:
+                raise ValueError(
+                    f"output_size {tuple(output_size)} is larger than the decoded {tuple(pixels.shape[2:])}; "
+                    f"pass the (T, H, W) of the pixels given to encode(pad=True)"
+                )
+            pixels = pixels[:, :, :frames, :height, :width]
+        return pixels
+
+    def forward(self, pixels: Tensor, *, generator: torch.Generator | None = None) -> tuple[Tensor, DiagonalGaussian]:
+        """Training pass: ``(reconstruction, posterior)``.
+
+        Decodes a posterior sample (drawn from ``generator``, or the global RNG) in training mode
+        and when a ``generator`` is given, otherwise the mean. The reconstruction is the raw decoder
+        output (not clamped), so losses keep their gradients.
+        """
+        posterior = self.posterior(pixels)
+        z = posterior.sample(generator) if self.training or generator is not None else posterior.mean
+        return self.decode_raw(z), posterior
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def pad_pixels(self, pixels: Tensor) -> Tensor:
+        """``pixels`` padded at the end (last frame, border pixels) to ``1 + 4k`` frames and multiples of 8."""
+        tc, sc = self.temporal_compression, self.spatial_compression
+        frames, height, width = pixels.shape[2:]
+        extra_t = -(frames - 1) % tc
+        extra_h, extra_w = -height % sc, -width % sc
+        if extra_t:
+            pixels = torch.cat([pixels, pixels[:, :, -1:].expand(-1, -1, extra_t, -1, -1)], dim=2)
+        if extra_h or extra_w:
+            pixels = F.pad(pixels, (0, extra_w, 0, extra_h, 0, 0), mode="replicate")
+        return pixels
+
+    @staticmethod
+    def _check_5d(tensor: Tensor, what: str) -> Tensor:
+        if not isinstance(tensor, Tensor) or tensor.ndim != 5:
+            shape = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
+            raise ValueError(f"{what} must be a 5D tensor (B, C, T, H, W), got {shape}; add a batch axis with x[None]")
+        return tensor
