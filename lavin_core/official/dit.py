@@ -1,0 +1,41 @@
+"""The authors' J-DiT checkpoint (``lavin_dit.safetensors``) as a ``JDiT``.
+
+Our module names are the official tensor names, so the state dict loads as is: strictly, with
+every missing, unexpected or mis-shaped tensor named in a ``CheckpointError``.
+
+Time convention: the authors' network was trained with t = 0 noise, t = 1 data and predicts
+data - noise. The loaded model has ``time_convention="official"``, so its ``forward`` returns
+``-v_official(z, 1 - t)``: LaVin's convention, like every other ``Denoiser``. The flag lives in
+the config, so ``save_pretrained`` / ``JDiT.from_pretrained`` of a loaded (or fine-tuned)
+official model keeps it.
+"""
+
+from __future__ import annotations
+
+import attrs
+import torch
+
+from lavin_core.checkpoint import load_state_dict_strict, read_safetensors
+from lavin_core.jdit import PRESETS, JDiT, JDiTConfig
+
+
+def load_dit(
+    path: str,
+    config: JDiTConfig | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+) -> JDiT:
+    """A ``JDiT`` with the official weights at ``path`` (local path or fsspec URL), in eval mode.
+
+    ``config`` gives the architecture (default: the ``lavin-3.4b`` preset, the released
+    network); its ``time_convention`` is set to ``"official"``. The model is built on the meta
+    device and takes the file's tensors on ``device``, cast to ``dtype`` if given (else float32).
+    """
+    config = attrs.evolve(config or PRESETS["lavin-3.4b"], time_convention="official")
+    with torch.device("meta"):
+        model = JDiT(config)
+    load_state_dict_strict(model, read_safetensors(path, device=device), source=str(path), assign=True)
+    if dtype is not None:
+        model.to(dtype)
+    return model.eval()
