@@ -1,0 +1,333 @@
+"""Training configuration: frozen keyword-only attrs classes, loaded from TOML (or YAML).
+
+A config file has one table per section below; every key is optional except ``[tasks]``::
+
+    [run]        name, seed, steps, stage ("vae" or "dit"), device, log_every
+    [model]      preset, vae (trained ST-VAE folder for the dit stage), parallel, gradient_checkpointing
+    [tasks]      task name = mix weight, e.g. depth = 1.0
+    [data]       source ("generators", "templates", "cache"), templates, cache, image_size, min/max pairs
+    [optimizer]  AdamW: lr, betas, weight_decay, eps
+    [schedule]   warmup_steps, decay ("constant" or "cosine"), min_lr_ratio
+    [train]      batch_size (global), precision, grad_clip, ema_decay, cfg_dropout
+    [checkpoint] every, keep_last
+    [samples]    every, count, num_steps, guidance_scale
+    [vae]        stage ("image" or "joint"), clip_frames
+
+``load_config`` checks every key and type before anything runs: ``optimizer.lrr`` fails with
+its key path and the keys that would work. ``dump_toml`` writes the resolved config back out.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+from attrs import validators as v
+
+from lavin_core.errors import LavinError
+
+
+class ConfigError(LavinError, ValueError):
+    """A training config with an unknown key, a wrong type or a bad value; names the key path."""
+
+
+_positive_int = [v.instance_of(int), v.gt(0)]
+_non_negative_int = [v.instance_of(int), v.ge(0)]
+
+
+def _probability(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{attribute.name} must lie in [0, 1), got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class RunConfig:
+    name: str = "lavin"
+    seed: int = attrs.field(default=0, validator=_non_negative_int)
+    #: Optimizer steps of the whole run.
+    steps: int = attrs.field(default=1000, validator=_positive_int)
+    stage: Literal["vae", "dit"] = attrs.field(default="dit", validator=v.in_(("vae", "dit")))
+    #: ``auto`` is CUDA when available (each rank on its ``LOCAL_RANK`` device), else the CPU.
+    device: Literal["auto", "cpu", "cuda"] = attrs.field(default="auto", validator=v.in_(("auto", "cpu", "cuda")))
+    log_every: int = attrs.field(default=10, validator=_positive_int)
+
+
+@attrs.frozen(kw_only=True)
+class ModelConfig:
+    #: A J-DiT preset (``lavin-tiny`` ... ``lavin-3.4b``) or, for the vae stage, an ST-VAE preset.
+    preset: str = "lavin-tiny"
+    #: dit stage: folder (or fsspec URL) of a trained ST-VAE (``save_pretrained``), the frozen encoder.
+    vae: str = ""
+    #: ``auto``: FSDP2 for models over a billion parameters when there are several ranks, else DDP.
+    parallel: Literal["auto", "ddp", "fsdp"] = attrs.field(default="auto", validator=v.in_(("auto", "ddp", "fsdp")))
+    gradient_checkpointing: bool = False
+
+
+def _check_tasks(instance: object, attribute: attrs.Attribute, tasks: Mapping[str, float]) -> None:
+    if not tasks:
+        raise ValueError("[tasks] is empty; name at least one task with its mix weight, e.g. depth = 1.0")
+    for name, weight in tasks.items():
+        if weight <= 0:
+            raise ValueError(f"tasks.{name}: mix weight must be positive, got {weight}")
+
+
+@attrs.frozen(kw_only=True)
+class DataConfig:
+    source: Literal["generators", "templates", "cache"] = attrs.field(
+        default="generators", validator=v.in_(("generators", "templates", "cache"))
+    )
+    #: Template folders of ``NAME_input.png`` / ``NAME_target.png`` pairs (source = "templates").
+    templates: tuple[str, ...] = ()
+    #: Zarr latent cache URL (source = "cache").
+    cache: str = ""
+    #: Pixel height and width of generated examples.
+    image_size: int = attrs.field(default=64, validator=_positive_int)
+    #: Example pairs per context, drawn uniformly per step (the authors trained with 1 to 8).
+    min_pairs: int = attrs.field(default=1, validator=_positive_int)
+    max_pairs: int = attrs.field(default=8, validator=_positive_int)
+
+    def __attrs_post_init__(self) -> None:
+        if self.min_pairs > self.max_pairs:
+            raise ValueError(f"min_pairs {self.min_pairs} is larger than max_pairs {self.max_pairs}")
+        if self.source == "templates" and not self.templates:
+            raise ValueError('source = "templates" needs templates = ["folder", ...]')
+        if self.source == "cache" and not self.cache:
+            raise ValueError('source = "cache" needs cache = "URL of a Zarr latent cache"')
+
+
+@attrs.frozen(kw_only=True)
+class OptimizerConfig:
+    """AdamW; the authors trained with lr 1e-4."""
+
+    lr: float = attrs.field(default=1e-4, validator=v.gt(0.0))
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = attrs.field(default=0.0, validator=v.ge(0.0))
+    eps: float = attrs.field(default=1e-8, validator=v.gt(0.0))
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleConfig:
+    """Linear warm-up from 0, then the learning rate stays (constant) or decays to ``min_lr_ratio * lr`` (cosine)."""
+
+    warmup_steps: int = attrs.field(default=0, validator=_non_negative_int)
+    decay: Literal["constant", "cosine"] = attrs.field(default="constant", validator=v.in_(("constant", "cosine")))
+    min_lr_ratio: float = attrs.field(default=0.0, validator=[v.ge(0.0), v.le(1.0)])
+
+
+@attrs.frozen(kw_only=True)
+class TrainingConfig:
+    #: Samples per optimizer step over all ranks; must divide by the number of ranks.
+    batch_size: int = attrs.field(default=8, validator=_positive_int)
+    #: ``auto``: bf16 autocast on CUDA, float32 on the CPU.
+    precision: Literal["auto", "fp32", "bf16"] = attrs.field(default="auto", validator=v.in_(("auto", "fp32", "bf16")))
+    #: Clip the global gradient norm to this; 0 turns clipping off.
+    grad_clip: float = attrs.field(default=1.0, validator=v.ge(0.0))
+    ema_decay: float = attrs.field(default=0.9999, validator=_probability)
+    #: Probability that a context loses its example pairs (the null context ``[0, query]``).
+    cfg_dropout: float = attrs.field(default=0.1, validator=_probability)
+
+
+@attrs.frozen(kw_only=True)
+class CheckpointConfig:
+    every: int = attrs.field(default=500, validator=_positive_int)
+    keep_last: int = attrs.field(default=3, validator=_positive_int)
+
+
+@attrs.frozen(kw_only=True)
+class SamplesConfig:
+    """Sample grids (context | prediction | ground truth) during dit training; every = 0 turns them off."""
+
+    every: int = attrs.field(default=500, validator=_non_negative_int)
+    count: int = attrs.field(default=4, validator=_positive_int)
+    num_steps: int = attrs.field(default=20, validator=_positive_int)
+    guidance_scale: float = attrs.field(default=1.5, validator=v.ge(0.0))
+
+
+@attrs.frozen(kw_only=True)
+class VAEStageConfig:
+    """ST-VAE training: ``image`` trains on single frames, ``joint`` on images and clips."""
+
+    stage: Literal["image", "joint"] = attrs.field(default="image", validator=v.in_(("image", "joint")))
+    #: Frames of the clips in the joint stage (1 + 4k).
+    clip_frames: int = attrs.field(default=5, validator=_positive_int)
+
+    def __attrs_post_init__(self) -> None:
+        if (self.clip_frames - 1) % 4:
+            raise ValueError(f"clip_frames must be 1 + 4k (5, 9, 17, ...), got {self.clip_frames}")
+
+
+@attrs.frozen(kw_only=True)
+class TrainConfig:
+    """A whole training run."""
+
+    tasks: dict[str, float] = attrs.field(validator=_check_tasks)
+    run: RunConfig = RunConfig()
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    train: TrainingConfig = TrainingConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    samples: SamplesConfig = SamplesConfig()
+    vae: VAEStageConfig = VAEStageConfig()
+
+
+# ---------------------------------------------------------------------------------------------
+# dict -> attrs, checking every key and type
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    if attrs.has(tp):
+        return "a table"
+    return getattr(tp, "__name__", None) or str(tp)
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """``value`` checked against (and converted to) the annotation ``tp``; ``ConfigError`` names ``path``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if attrs.has(tp):
+        return from_dict(tp, value, path=path)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: must be {_type_name(tp)}, got {value!r}")
+        return value
+    if origin in (types.UnionType, typing.Union):
+        for arg in args:
+            try:
+                return _convert(value, arg, path)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(item, args[0], f"{path}[{i}]") for i, item in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{path}: expected a list of {len(args)} values, got {len(value)}: {value!r}")
+        return tuple(_convert(item, arg, f"{path}[{i}]") for i, (item, arg) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a table, got {value!r}")
+        key_type, value_type = args
+        return {_convert(k, key_type, path): _convert(item, value_type, f"{path}.{k}") for k, item in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp in (int, str, bool):
+        if isinstance(value, bool) != (tp is bool) or not isinstance(value, tp):
+            raise ConfigError(f"{path}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+        return value
+    raise TypeError(f"{path}: no conversion for annotation {tp!r}")  # a bug in the config classes
+
+
+def from_dict(cls: type, data: Any, *, path: str = "") -> Any:
+    """The attrs config ``cls`` built from nested dicts; unknown keys and wrong types raise ``ConfigError``."""
+    where = path or "config"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in attrs.fields(cls)}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"{path + '.' if path else ''}{key}: unknown key; {hint}known keys: {', '.join(fields)}")
+    values = {key: _convert(value, hints[key], f"{path + '.' if path else ''}{key}") for key, value in data.items()}
+    try:
+        return cls(**values)
+    except TypeError as err:  # a missing required section
+        raise ConfigError(f"{where}: {err}") from None
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    """``"optimizer.lr=3e-4"`` -> (["optimizer", "lr"], 3e-4); a value that is not TOML is a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. optimizer.lr=3e-4")
+    try:
+        value = tomllib.loads(f"value = {raw.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of the raw config ``data`` with each ``KEY=VALUE`` of ``overrides`` set."""
+    result = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    for text in overrides:
+        keys, value = _parse_override(text)
+        table = result
+        for key in keys[:-1]:
+            table = table.setdefault(key, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {text!r}: {key} is not a table")
+        table[keys[-1]] = value
+    return result
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    """The raw nested dict of a ``.toml`` (or, with PyYAML installed, ``.yaml``) config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no config file at {path}")
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError(f"{path}: YAML configs need PyYAML (pip install pyyaml); or write it as TOML") from None
+        data = yaml.safe_load(path.read_text()) or {}
+    else:
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a table of sections at the top level")
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
+    """The ``TrainConfig`` of a config file with ``--set``-style ``overrides`` applied."""
+    return from_dict(TrainConfig, apply_overrides(read_file(path), list(overrides)))
+
+
+# ---------------------------------------------------------------------------------------------
+# attrs -> TOML (tomllib only reads)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("-", "").replace("_", "").isalnum() else _toml_value(key)
+
+
+def dump_toml(config: TrainConfig) -> str:
+    """The TOML text of ``config``; ``load_config`` reads it back to an equal config."""
+    lines = []
+    for name, section in attrs.asdict(config, recurse=True).items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{_toml_key(key)} = {_toml_value(value)}" for key, value in section.items())
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,160 @@
+"""torch.distributed for the trainer: one process, or many under ``torchrun``.
+
+Parallelism is applied from outside the model, torchtitan style: the model code is single-device
+and ``parallelize`` wraps it in DDP (models that fit one device) or shards it with FSDP2
+``fully_shard`` (each transformer block, then the root). Without ``torchrun`` (no ``WORLD_SIZE``)
+no process group is created and the model is used as it is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from lavin_core.errors import LavinError
+
+#: ``parallel = "auto"`` shards models with more parameters than this (when there are several ranks).
+FSDP_MIN_PARAMETERS = 1_000_000_000
+
+
+@attrs.frozen(kw_only=True)
+class DistInfo:
+    """Where this process sits: its rank among ``world_size`` and the device it computes on."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise LavinError(f"environment variable {name}={raw!r} must be an integer (set by torchrun)") from None
+
+
+def setup(device: str = "auto") -> DistInfo:
+    """Join the process group that ``torchrun`` describes (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``).
+
+    ``device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``. The backend is NCCL on CUDA and
+    gloo on the CPU. A single process (no ``WORLD_SIZE`` or ``WORLD_SIZE=1``) gets no process group.
+    """
+    world_size = _env_int("WORLD_SIZE", 1)
+    rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise LavinError('run.device = "cuda" but no CUDA device is visible; use "cpu" or "auto"')
+        torch.cuda.set_device(local_rank)
+        where = torch.device("cuda", local_rank)
+    elif device == "cpu":
+        where = torch.device("cpu")
+    else:
+        raise LavinError(f"unknown device {device!r}; use auto, cpu or cuda")
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if where.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, device_id=where if where.type == "cuda" else None)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=where)
+
+
+def teardown() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    if info.is_distributed:
+        dist.barrier()
+
+
+def mean_over_ranks(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The element-wise mean of ``values`` over all ranks (``values`` itself on one process)."""
+    if not info.is_distributed:
+        return values
+    values = values.detach().clone()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values / info.world_size
+
+
+def broadcast_object(value: Any, info: DistInfo) -> Any:
+    """Rank 0's ``value`` on every rank."""
+    if not info.is_distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def repeated_blocks(model: nn.Module) -> Iterator[nn.Module]:
+    """The modules of every ``nn.ModuleList`` of ``model`` (transformer blocks, VAE stages, ...)."""
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList):
+            yield from module
+
+
+def choose_parallel(model: nn.Module, mode: str, info: DistInfo) -> str:
+    """``"none"``, ``"ddp"`` or ``"fsdp"`` for ``model`` given the config's ``mode`` (auto, ddp, fsdp)."""
+    if not info.is_distributed:
+        return "none"
+    if mode == "auto":
+        size = sum(p.numel() for p in model.parameters())
+        return "fsdp" if size > FSDP_MIN_PARAMETERS else "ddp"
+    if mode not in ("ddp", "fsdp"):
+        raise LavinError(f"unknown parallel mode {mode!r}; use auto, ddp or fsdp")
+    return mode
+
+
+def shard(model: nn.Module) -> nn.Module:
+    """FSDP2: shard each repeated block, then the root (which holds the embeddings and the head)."""
+    from torch.distributed.fsdp import fully_shard
+
+    blocks = [block for block in repeated_blocks(model) if any(True for _ in block.parameters())]
+    # Only the outermost blocks: a block nested in another sharded block is covered by it.
+    nested = {id(inner) for block in blocks for inner in block.modules() if inner is not block}
+    for block in blocks:
+        if id(block) not in nested:
+            fully_shard(block)
+    fully_shard(model)
+    return model
+
+
+def parallelize(model: nn.Module, parallel: str, info: DistInfo) -> nn.Module:
+    """``model`` (already on ``info.device``) ready for training: as is, under DDP, or sharded.
+
+    The returned module is the one to call; ``unwrap`` gives back the one that owns the weights.
+    """
+    if parallel == "none":
+        return model
+    if parallel == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [info.device.index] if info.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=device_ids)
+    if parallel == "fsdp":
+        return shard(model)
+    raise LavinError(f"unknown parallel mode {parallel!r}; use none, ddp or fsdp")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (FSDP2 shards in place, so it is the module itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
