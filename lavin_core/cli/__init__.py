@@ -15,6 +15,7 @@ from lavin_core.errors import LavinError
 COMMANDS = (
     "lavin_core.cli.tasks",
     "lavin_core.cli.plugins",
+    "lavin_core.cli.run",
 )
 
 

@@ -1,0 +1,115 @@
+"""``lavin run``: in-context prediction for one query image from example pairs.
+
+    lavin run --task depth --query photo.png --prompts templates/depth/ \\
+        --dit lavin_dit.safetensors --vae stvae.pt --out depth.png
+
+``--prompts`` is a folder in the official template layout (``NAME_input.png`` / ``NAME_target.png``);
+without it the pairs are drawn from the registered task's own examples by a prompt sampler.
+``--dit`` / ``--vae`` take one of our checkpoint folders, the authors' files, or ``random:PRESET``
+(e.g. ``random:lavin-tiny``) for randomly initialised models, which produce noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="predict the target of a query image from a few example pairs",
+        description=__doc__.split("\n\n")[0],
+        epilog=(
+            "--dit and --vae take a folder written by save_pretrained, the authors' lavin_dit.safetensors "
+            "and stvae.pt, or random:PRESET (e.g. random:lavin-tiny) for random weights (output is noise). "
+            "Example pairs are resized to the query's size."
+        ),
+    )
+    parser.add_argument("--task", required=True, help="task name (from `lavin tasks`); with --prompts any label")
+    parser.add_argument("--query", required=True, help="the query image (path or fsspec URL)")
+    parser.add_argument("--prompts", metavar="DIR", help="template folder of NAME_input.png / NAME_target.png pairs")
+    parser.add_argument("--num-pairs", type=int, default=4, metavar="N", help="example pairs in the context (default: 4)")
+    parser.add_argument("--prompt-sampler", default="random", metavar="NAME",
+                        help="how pairs are chosen from the task's examples without --prompts (default: random)")
+    parser.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the sampler's, 19 for euler)")
+    parser.add_argument("--guidance", type=float, default=1.5, metavar="S", help="CFG scale; 1 disables it (default: 1.5)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="noise and example seed (default: 0)")
+    parser.add_argument("--sampler", default="euler", metavar="NAME",
+                        help="euler (official), heun or adams-bashforth (default: euler)")
+    parser.add_argument("--schedule", metavar="NAME",
+                        help="time grid: official, uniform or shifted (default: the sampler's)")
+    parser.add_argument("--resize", action="store_true",
+                        help="resize a query whose sides are not multiples of 16 to the nearest size that is")
+    parser.add_argument("--dit", required=True, metavar="PATH", help="J-DiT checkpoint (see below)")
+    parser.add_argument("--vae", required=True, metavar="PATH", help="ST-VAE checkpoint (see below)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--out", required=True, metavar="FILE", help="where to write the prediction (PNG)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be a positive integer, got {args.steps}")
+    if args.num_pairs < 1:
+        raise ValueError(f"--num-pairs must be at least 1, got {args.num_pairs}")
+    if args.guidance < 0:
+        raise ValueError(f"--guidance must be >= 0, got {args.guidance}")
+
+
+def _task_pairs(args: argparse.Namespace, query, size):
+    """Example pairs from the registered task's examples, chosen by the prompt sampler."""
+    import torch
+
+    import registry
+    from lavin_core.context import ExamplePair
+    from lavin_core.images import resize
+
+    task = registry.get_task(args.task)
+    chooser = registry.get_prompt_sampler(args.prompt_sampler)
+    pool = [
+        ExamplePair(input=resize(e.pair.input, size), target=resize(e.pair.target, size))
+        for e in task.examples(max(4 * args.num_pairs, 16), seed=args.seed)
+    ]
+    if not pool:
+        raise ValueError(f"task {args.task!r} yielded no examples; pass --prompts DIR")
+    indices = chooser.select(pool, query, args.num_pairs, generator=torch.Generator().manual_seed(args.seed))
+    return [pool[i] for i in indices]
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from lavin_core.context import TaskContext
+    from lavin_core.images import check_size, fit_size, resize, save_image, to_pixels
+    from lavin_core.pipeline import load_pipeline
+    from lavin_core.templates import read_template_folder
+
+    _check_numbers(args)
+    query = to_pixels(args.query, what=args.query)
+    options = {} if args.schedule is None else {"schedule": args.schedule}
+    pipe = load_pipeline(dit=args.dit, vae=args.vae, sampler=args.sampler, device=args.device, **options)
+    pipe.sampler.timesteps(args.steps)  # a step count the schedule lacks fails here, before any work
+
+    multiple = pipe.size_multiple
+    if args.resize:
+        query = resize(query, fit_size(*query.shape[-2:], multiple))
+    check_size(query, multiple, f"the query {args.query}")
+    size = tuple(query.shape[-2:])
+    if args.prompts:
+        pairs = read_template_folder(args.prompts, size=size, limit=args.num_pairs)
+    else:
+        pairs = _task_pairs(args, query, size)
+
+    context = TaskContext(task=args.task, pairs=pairs, query=query)
+    out = pipe(
+        context,
+        num_steps=args.steps,
+        guidance_scale=args.guidance,
+        generator=torch.Generator().manual_seed(args.seed),
+        progress=not args.quiet,
+    )
+    save_image(out.predictions[0], args.out)
+    height, width = out.predictions[0].shape[-2:]
+    print(f"wrote {args.out} ({width}x{height}, {len(pairs)} example pairs, task {args.task})")
+    return 0

@@ -1,0 +1,420 @@
+"""In-context prediction: example pairs + a query in, the query's target out.
+
+    >>> pipe = load_pipeline(dit="random:lavin-tiny", vae="random:lavin-tiny")
+    >>> out = pipe(pairs=[("a_in.png", "a_out.png")], query="q.png", num_steps=19, generator=torch.Generator().manual_seed(0))
+    >>> out.images()[0].save("prediction.png")
+
+The path of a tensor: pixels ``(3, T, H, W)`` of ``[in_1, tgt_1, ..., in_N, tgt_N, query]`` ->
+``Encoder.encode`` -> latents joined along time into the context ``(B, C, T_cond, h, w)`` ->
+``Sampler.sample`` from noise ``(B, C, T', h, w)`` with CFG against ``[0, query]`` ->
+``Encoder.decode`` -> the prediction ``(B, 3, T, H, W)`` in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import attrs
+import fsspec
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from lavin_core.context import ExamplePair, TaskContext
+from lavin_core.errors import CheckpointError, LavinError
+from lavin_core.flow import randn_like
+from lavin_core.images import check_size, resize, to_pil, to_pixels, to_uint8
+from lavin_core.interfaces import Denoiser, Encoder, Sampler, StepCallback
+from lavin_core.samplers import EulerSampler, get_sampler, null_context
+
+# ---------------------------------------------------------------------------------------------
+# latent cache hook
+
+
+@runtime_checkable
+class LatentCache(Protocol):
+    """Where the pipeline looks up example latents before encoding them.
+
+    ``get(pixels)`` receives one example image or clip ``(3, T, H, W)`` (an input or a target
+    of a pair) and returns its normalized latents ``(C, T', h, w)`` under the pipeline's encoder,
+    or ``None`` when it does not hold them. The cache is responsible for only answering for the
+    encoder it was built with (e.g. by checking a weights fingerprint when it is opened); a
+    content key is ``pixel_key(pixels)``. The query is always encoded, never looked up.
+    """
+
+    def get(self, pixels: Tensor) -> Tensor | None: ...
+
+
+def pixel_key(pixels: Tensor) -> str:
+    """A content key for pixels: sha256 of the shape and the float32 bytes (device and dtype blind)."""
+    data = pixels.detach().to("cpu", torch.float32).contiguous()
+    digest = hashlib.sha256(repr(tuple(data.shape)).encode())
+    digest.update(data.numpy().tobytes())
+    return digest.hexdigest()
+
+
+class MemoryLatentCache:
+    """A ``LatentCache`` in a dict keyed by ``pixel_key``; ``put`` fills it (e.g. from ``encode``)."""
+
+    def __init__(self) -> None:
+        self._latents: dict[str, Tensor] = {}
+
+    def put(self, pixels: Tensor, latents: Tensor) -> None:
+        self._latents[pixel_key(pixels)] = latents.detach()
+
+    def get(self, pixels: Tensor) -> Tensor | None:
+        return self._latents.get(pixel_key(pixels))
+
+    def __len__(self) -> int:
+        return len(self._latents)
+
+
+# ---------------------------------------------------------------------------------------------
+# contexts from user inputs
+
+
+def build_context(
+    pairs: Sequence[ExamplePair | tuple[Any, Any]],
+    query: Any,
+    *,
+    task: str = "custom",
+    resize_pairs: bool = True,
+) -> TaskContext:
+    """A ``TaskContext`` from images in any form ``images.to_pixels`` takes.
+
+    ``pairs``: ``ExamplePair``s or ``(input, target)`` tuples. With ``resize_pairs`` the pairs are
+    resized to the query's height and width (as the authors' inference does), so templates of
+    any size work with any query.
+    """
+    query_pixels = to_pixels(query, what="query")
+    size = tuple(query_pixels.shape[-2:])
+    built = []
+    for index, pair in enumerate(pairs):
+        if isinstance(pair, ExamplePair):
+            source, target = pair.input, pair.target
+        else:
+            try:
+                source, target = pair
+            except (TypeError, ValueError):
+                raise LavinError(f"pairs[{index}] must be an ExamplePair or an (input, target) tuple") from None
+            source = to_pixels(source, what=f"pairs[{index}].input")
+            target = to_pixels(target, what=f"pairs[{index}].target")
+        if resize_pairs:
+            source, target = resize(source, size), resize(target, size)
+        built.append(ExamplePair(input=source, target=target))
+    return TaskContext(task=task, pairs=built, query=query_pixels)
+
+
+# ---------------------------------------------------------------------------------------------
+# results
+
+
+@attrs.frozen
+class InContextOutput:
+    """What a pipeline call returns, one entry per context, in the order given.
+
+    ``predictions``: pixels ``(3, T, H, W)`` in [-1, 1] (empty with ``output_type="latent"``);
+    ``latents``: the sampled normalized latents ``(C, T', h, w)``.
+    """
+
+    predictions: tuple[Tensor, ...]
+    latents: tuple[Tensor, ...]
+
+    @property
+    def prediction(self) -> Tensor:
+        """All predictions stacked ``(B, 3, T, H, W)`` (they must share one shape)."""
+        if not self.predictions:
+            raise ValueError("no pixels: the pipeline ran with output_type='latent'; use .latents")
+        shapes = {tuple(p.shape) for p in self.predictions}
+        if len(shapes) > 1:
+            raise ValueError(f"predictions have different shapes {sorted(shapes)}; use .predictions")
+        return torch.stack(self.predictions)
+
+    def images(self) -> list[Image.Image | list[Image.Image]]:
+        """A PIL image per context (for a clip: the list of its frames)."""
+        frames = [to_pil(p) for p in self.predictions]
+        return [f[0] if len(f) == 1 else f for f in frames]
+
+    def arrays(self) -> list:
+        """A uint8 array per context: ``(H, W, 3)`` for an image, ``(T, H, W, 3)`` for a clip."""
+        arrays = [to_uint8(p) for p in self.predictions]
+        return [a[0] if a.shape[0] == 1 else a for a in arrays]
+
+
+# ---------------------------------------------------------------------------------------------
+# the pipeline
+
+
+def _module_device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
+    tensor = next(iter(module.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(module.buffers()), None)
+    if tensor is None:
+        return torch.device("cpu"), torch.float32
+    return tensor.device, tensor.dtype
+
+
+class InContextPipeline:
+    """Encoder + Denoiser + Sampler: generates the target of a query from a few example pairs.
+
+    Device and dtype follow the models: inputs go to the encoder's, latents to the denoiser's.
+    ``pipeline.to(device, dtype)`` moves both.
+    """
+
+    def __init__(self, encoder: Encoder, denoiser: Denoiser, sampler: Sampler | None = None):
+        if encoder.latent_channels != denoiser.in_channels:
+            raise ValueError(
+                f"the encoder makes {encoder.latent_channels}-channel latents but the denoiser takes "
+                f"{denoiser.in_channels}; pair models built for each other"
+            )
+        self.encoder, self.denoiser = encoder, denoiser
+        self.sampler = sampler if sampler is not None else EulerSampler()
+
+    @property
+    def device(self) -> torch.device:
+        return _module_device_dtype(self.denoiser)[0]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return _module_device_dtype(self.denoiser)[1]
+
+    @property
+    def size_multiple(self) -> int:
+        """Heights and widths the models take are multiples of this (VAE stride x patch size)."""
+        return self.encoder.spatial_compression * self.denoiser.patch_size
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> InContextPipeline:
+        """Move (and cast) both models; returns ``self``."""
+        self.encoder.to(device=device, dtype=dtype)
+        self.denoiser.to(device=device, dtype=dtype)
+        return self
+
+    # -- encoding ---------------------------------------------------------------------------
+
+    def _encode_all(self, images: list[Tensor]) -> list[Tensor]:
+        """Latents ``(C, T', h, w)`` of each pixel tensor; tensors of one shape are encoded in one batch."""
+        device, dtype = _module_device_dtype(self.encoder)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, pixels in enumerate(images):
+            groups.setdefault(tuple(pixels.shape), []).append(index)
+        out: list[Tensor | None] = [None] * len(images)
+        for indices in groups.values():
+            batch = torch.stack([images[i] for i in indices]).to(device=device, dtype=dtype)
+            for i, latents in zip(indices, self.encoder.encode(batch)):
+                out[i] = latents
+        return out  # type: ignore[return-value]
+
+    def encode_contexts(
+        self, contexts: Sequence[TaskContext], *, latent_cache: LatentCache | None = None
+    ) -> list[tuple[Tensor, Tensor]]:
+        """For each context: ``(cond, query)`` latents, ``(C, T_cond, h, w)`` and ``(C, T_q, h, w)``.
+
+        Pair images found in ``latent_cache`` are read from it; all the others are encoded.
+        """
+        frames: list[list[Tensor | None]] = []
+        missing: list[Tensor] = []
+        where: list[tuple[int, int]] = []
+        for c, context in enumerate(contexts):
+            check_size(context.query, self.size_multiple, f"the query of context {c}" if len(contexts) > 1 else "the query")
+            row: list[Tensor | None] = []
+            for f, pixels in enumerate(context.frames()):
+                is_query = f == len(context.frames()) - 1
+                cached = None if latent_cache is None or is_query else latent_cache.get(pixels)
+                row.append(cached)
+                if cached is None:
+                    missing.append(pixels)
+                    where.append((c, f))
+            frames.append(row)
+        for (c, f), latents in zip(where, self._encode_all(missing)):
+            frames[c][f] = latents
+        device, dtype = self.device, self.dtype
+        result = []
+        for row in frames:
+            row = [latents.to(device=device, dtype=dtype) for latents in row]
+            result.append((torch.cat(row, dim=1), row[-1]))
+        return result
+
+    # -- sampling ---------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        context: TaskContext | Sequence[TaskContext] | None = None,
+        *,
+        pairs: Sequence[ExamplePair | tuple[Any, Any]] | None = None,
+        query: Any = None,
+        num_steps: int | None = None,
+        guidance_scale: float = 1.5,
+        generator: torch.Generator | None = None,
+        progress: bool = True,
+        callback: StepCallback | None = None,
+        latent_cache: LatentCache | None = None,
+        output_type: Literal["pixels", "latent"] = "pixels",
+    ) -> InContextOutput:
+        """Predict the target of each context's query.
+
+        ``context``: one ``TaskContext`` or a list (batched queries); or pass ``pairs`` and
+        ``query`` in any image form (see ``build_context``). ``num_steps=None`` is the sampler's
+        default (19 for the official Euler grid). ``guidance_scale`` 1.5 is the official CFG
+        (1 = no null pass). Noise is drawn from ``generator`` per context, in order, on the
+        generator's device, so a seed gives the same result on any device and in any batching.
+        ``callback(step, t, z)`` runs after every step of every batch of same-shaped contexts.
+        ``output_type="latent"`` skips decoding.
+        """
+        contexts = self._contexts(context, pairs, query)
+        if output_type not in ("pixels", "latent"):
+            raise ValueError(f"output_type must be 'pixels' or 'latent', got {output_type!r}")
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+        encoded = self.encode_contexts(contexts, latent_cache=latent_cache)
+        device, dtype = self.device, self.dtype
+        noises = []
+        for context in contexts:
+            shape = self.encoder.latent_shape((1, *context.target_shape))[1:]
+            noises.append(randn_like(torch.empty(shape, device=device, dtype=dtype), generator=generator))
+
+        # Contexts of one shape sample together; results go back to their original positions.
+        groups: dict[tuple, list[int]] = {}
+        for index, (cond, query_latents) in enumerate(encoded):
+            key = (tuple(cond.shape), tuple(query_latents.shape), tuple(noises[index].shape))
+            groups.setdefault(key, []).append(index)
+        latents: list[Tensor | None] = [None] * len(contexts)
+        for indices in groups.values():
+            cond = torch.stack([encoded[i][0] for i in indices])
+            null = null_context(torch.stack([encoded[i][1] for i in indices]))
+            sampled = self.sampler.sample(
+                self.denoiser,
+                torch.stack([noises[i] for i in indices]),
+                cond,
+                null_cond=null,
+                guidance_scale=guidance_scale,
+                num_steps=num_steps,
+                generator=generator,
+                callback=callback,
+                progress=progress,
+            )
+            for i, z in zip(indices, sampled):
+                latents[i] = z
+        if output_type == "latent":
+            return InContextOutput(predictions=(), latents=tuple(latents))
+        return InContextOutput(predictions=tuple(self.decode(latents)), latents=tuple(latents))
+
+    def decode(self, latents: Sequence[Tensor]) -> list[Tensor]:
+        """Float32 pixels ``(3, T, H, W)`` in [-1, 1] for sampled latents ``(C, T', h, w)``."""
+        device, dtype = _module_device_dtype(self.encoder)
+        out = []
+        for z in latents:
+            pixels = self.encoder.decode(z[None].to(device=device, dtype=dtype))[0]
+            out.append(pixels.float().clamp(-1.0, 1.0))
+        return out
+
+    @staticmethod
+    def _contexts(context, pairs, query) -> list[TaskContext]:
+        if context is not None:
+            if pairs is not None or query is not None:
+                raise ValueError("pass either a context or pairs= and query=, not both")
+            contexts = [context] if isinstance(context, TaskContext) else list(context)
+        elif query is not None:
+            contexts = [build_context(pairs or [], query)]
+        else:
+            raise ValueError("nothing to predict: pass a TaskContext (or a list of them), or pairs= and query=")
+        for index, item in enumerate(contexts):
+            if not isinstance(item, TaskContext):
+                raise TypeError(f"contexts[{index}] must be a TaskContext, got {type(item).__name__}")
+        if not contexts:
+            raise ValueError("the list of contexts is empty")
+        return contexts
+
+
+# ---------------------------------------------------------------------------------------------
+# building from checkpoints
+
+#: A ``--dit`` / ``--vae`` value of this form builds a randomly initialised model of a preset.
+RANDOM_PREFIX = "random:"
+
+
+def _exists(path: str) -> bool:
+    fs, root = fsspec.core.url_to_fs(path)
+    return fs.exists(root)
+
+
+def _missing(kind: str, path: str, official: str) -> CheckpointError:
+    return CheckpointError(
+        f"no {kind} checkpoint at {path}; pass a folder written by save_pretrained, the authors' "
+        f"{official}, or {RANDOM_PREFIX}PRESET for random weights"
+    )
+
+
+def _random_model(build, config, seed: int) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build(config)
+
+
+def load_denoiser(spec: str | Denoiser, *, device="cpu", dtype: torch.dtype | None = None, seed: int = 0) -> Denoiser:
+    """A J-DiT from ``spec``: a module (used as is), ``random:PRESET``, one of our checkpoint folders,
+    or the authors' ``lavin_dit.safetensors`` (through ``official.load_dit``)."""
+    if isinstance(spec, nn.Module):
+        return spec.to(device=device, dtype=dtype)
+    from lavin_core.jdit import JDiT, preset
+
+    spec = os.fspath(spec)
+    if spec.startswith(RANDOM_PREFIX):
+        model = _random_model(JDiT, preset(spec[len(RANDOM_PREFIX):]), seed)
+        return model.to(device=device, dtype=dtype).eval()
+    if not _exists(spec):
+        raise _missing("J-DiT", spec, "lavin_dit.safetensors")
+    if spec.endswith(".safetensors"):
+        from lavin_core.official import load_dit
+
+        return load_dit(spec, device=device, dtype=dtype).eval()
+    return JDiT.from_pretrained(spec, device=device, dtype=dtype).eval()
+
+
+def load_encoder(spec: str | Encoder, *, device="cpu", dtype: torch.dtype | None = None, seed: int = 0) -> Encoder:
+    """An ST-VAE from ``spec``: a module (used as is), ``random:PRESET``, one of our checkpoint folders,
+    or the authors' ``stvae.pt`` (or its tensors as ``.safetensors``, through ``official.load_vae``)."""
+    if isinstance(spec, nn.Module):
+        return spec.to(device=device, dtype=dtype)
+    from lavin_core.stvae import STVAE, get_preset
+
+    spec = os.fspath(spec)
+    if spec.startswith(RANDOM_PREFIX):
+        model = _random_model(STVAE, get_preset(spec[len(RANDOM_PREFIX):]), seed)
+        return model.to(device=device, dtype=dtype).eval()
+    if not _exists(spec):
+        raise _missing("ST-VAE", spec, "stvae.pt")
+    if spec.endswith((".pt", ".pth", ".safetensors")):
+        from lavin_core.official import load_vae
+
+        return load_vae(spec, device=device, dtype=dtype).eval()
+    return STVAE.from_pretrained(spec, device=device, dtype=dtype).eval()
+
+
+def load_pipeline(
+    *,
+    dit: str | Denoiser,
+    vae: str | Encoder,
+    sampler: str | Sampler = "euler",
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    seed: int = 0,
+    **sampler_options: Any,
+) -> InContextPipeline:
+    """An ``InContextPipeline`` from checkpoints (see ``load_denoiser`` and ``load_encoder``).
+
+    ``sampler``: a ``Sampler`` or a name in ``samplers.SAMPLERS`` built with ``sampler_options``.
+    ``seed`` initialises ``random:PRESET`` models (the global RNG is left untouched).
+    """
+    if isinstance(sampler, str):
+        sampler = get_sampler(sampler, **sampler_options)
+    elif sampler_options:
+        raise ValueError(f"sampler options {sorted(sampler_options)} need a sampler name, not a Sampler object")
+    return InContextPipeline(
+        load_encoder(vae, device=device, dtype=dtype, seed=seed),
+        load_denoiser(dit, device=device, dtype=dtype, seed=seed),
+        sampler,
+    )

@@ -1,0 +1,89 @@
+"""Task templates in the official layout: a folder of ``NAME_input.png`` / ``NAME_target.png`` pairs.
+
+This module is the one place that parses that layout (the CLI's ``--prompts`` and folder-backed
+datasets both go through it). ``NAME`` may contain underscores; ``.png``, ``.jpg`` and ``.jpeg``
+are read, case-insensitively. Folders may be local paths or fsspec URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import attrs
+import fsspec
+
+from lavin_core.context import ExamplePair
+from lavin_core.errors import LavinError
+from lavin_core.images import resize, to_pixels
+
+_PATTERN = re.compile(r"^(?P<name>.+)_(?P<role>input|target)\.(?:png|jpe?g)$", re.IGNORECASE)
+
+
+class TemplateError(LavinError, ValueError):
+    """A template folder that is missing, empty, or whose files do not pair up."""
+
+
+@attrs.frozen
+class TemplateFiles:
+    """The two files of one template pair."""
+
+    name: str
+    input: str
+    target: str
+
+
+def list_template_files(url: str | os.PathLike) -> list[TemplateFiles]:
+    """The pairs of the template folder ``url``, sorted by name; only names, no image is read.
+
+    ``TemplateError`` when the folder is missing, has no ``*_input`` / ``*_target`` images, or has
+    an input without its target (or the reverse), naming the unmatched files.
+    """
+    url = os.fspath(url)
+    fs, root = fsspec.core.url_to_fs(url)
+    if not fs.isdir(root):
+        raise TemplateError(f"template folder {url} does not exist (or is not a folder)")
+    found: dict[str, dict[str, str]] = {}
+    for path in fs.ls(root, detail=False):
+        match = _PATTERN.match(path.rstrip("/").rsplit("/", 1)[-1])
+        if match:
+            roles = found.setdefault(match["name"], {})
+            role = match["role"].lower()
+            if role in roles:
+                raise TemplateError(f"{url}: two {role} images for {match['name']!r}: {roles[role]} and {path}")
+            roles[role] = fs.unstrip_protocol(path) if "://" in url else path
+    if not found:
+        raise TemplateError(f"template folder {url} has no NAME_input.png / NAME_target.png pairs")
+    unmatched = sorted(
+        f"{name}_{'input' if 'input' in roles else 'target'} (no {'target' if 'input' in roles else 'input'})"
+        for name, roles in found.items()
+        if len(roles) != 2
+    )
+    if unmatched:
+        raise TemplateError(f"{url}: unmatched template files: {', '.join(unmatched)}; every NAME_input needs a NAME_target")
+    return [TemplateFiles(name, roles["input"], roles["target"]) for name, roles in sorted(found.items())]
+
+
+def read_template_pair(files: TemplateFiles, *, size: tuple[int, int] | None = None) -> ExamplePair:
+    """The pair in ``files`` as pixels, both resized to ``size`` = (height, width) if given."""
+    source, target = to_pixels(files.input, what=files.input), to_pixels(files.target, what=files.target)
+    if size is not None:
+        source, target = resize(source, size), resize(target, size)
+    elif source.shape[2:] != target.shape[2:]:
+        raise TemplateError(
+            f"template {files.name!r}: input is {source.shape[-1]}x{source.shape[-2]} but target is "
+            f"{target.shape[-1]}x{target.shape[-2]} (WxH); give them one size or pass a size to resize to"
+        )
+    return ExamplePair(input=source, target=target)
+
+
+def read_template_folder(
+    url: str | os.PathLike, *, size: tuple[int, int] | None = None, limit: int | None = None
+) -> list[ExamplePair]:
+    """The example pairs of a template folder, in name order; the first ``limit`` if given.
+
+    ``size`` = (height, width) resizes every image (as the authors' inference does); without it
+    each input and its target must share one size.
+    """
+    files = list_template_files(url)
+    return [read_template_pair(f, size=size) for f in files[:limit]]
