@@ -9,12 +9,25 @@ Contract (shared by the reference and the fused kernel):
     equal chunks (frame, row, column) and each chunk is rotated half-wise (``rotate_half``).
 returns q ``(B, L, num_heads, D)`` and k ``(B, L, num_kv_heads, D)``: the layout
 (batch, sequence, heads, head_dim) that the attention backends want underneath.
+
+``qk_norm_rope`` picks the implementation: ``backend="triton"`` (the fused kernel in
+``kernels.qk_norm_rope_triton``), ``"torch"`` (the reference) or ``"auto"`` (the kernel on CUDA
+tensors when Triton is installed, the reference everywhere else). Without the keyword the
+environment variable ``LAVIN_KERNELS`` (``auto``, ``triton`` or ``torch``) decides; default ``auto``.
+The two agree to bf16 tolerance (the kernel rounds once, from float32).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import os
+
 import torch
 from torch import Tensor
+
+#: The values of ``backend=`` and of the ``LAVIN_KERNELS`` environment variable.
+BACKENDS = ("auto", "triton", "torch")
 
 
 def rotate_half_3d(x: Tensor) -> Tensor:
@@ -25,11 +38,12 @@ def rotate_half_3d(x: Tensor) -> Tensor:
 
 
 def rms_norm(x: Tensor, weight: Tensor | None, eps: float) -> Tensor:
-    """RMSNorm over the last dim, computed in float32 and returned in ``x``'s dtype."""
-    x32 = x.float()
-    out = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
+    """RMSNorm over the last dim, computed in float32 (float64 stays float64) and returned in ``x``'s dtype."""
+    compute = torch.promote_types(x.dtype, torch.float32)
+    xc = x.to(compute)
+    out = xc * torch.rsqrt(xc.pow(2).mean(-1, keepdim=True) + eps)
     if weight is not None:
-        out = out * weight.float()
+        out = out * weight.to(compute)
     return out.to(x.dtype)
 
 
@@ -52,6 +66,55 @@ def qk_norm_rope_reference(
     return q * cos + rotate_half_3d(q) * sin, k * cos + rotate_half_3d(k) * sin
 
 
+def check_qk_inputs(
+    q: Tensor, k: Tensor, q_weight: Tensor, k_weight: Tensor, cos: Tensor, sin: Tensor,
+    *, num_heads: int, num_kv_heads: int,
+) -> None:
+    """Raises a one-line ``ValueError`` when the inputs do not fit the contract above."""
+    if q.dim() != 3 or k.dim() != 3 or q.shape[:2] != k.shape[:2]:
+        raise ValueError(
+            f"q and k must be (B, L, heads * head_dim) with the same B and L; got {tuple(q.shape)} and {tuple(k.shape)}"
+        )
+    if cos.dim() != 2 or cos.shape != sin.shape or cos.shape[0] != q.shape[1]:
+        raise ValueError(
+            f"cos and sin must both be (L, head_dim) with L = {q.shape[1]}; got {tuple(cos.shape)} and {tuple(sin.shape)}"
+        )
+    head_dim = cos.shape[1]
+    if head_dim % 6:
+        raise ValueError(f"head_dim {head_dim} must be divisible by 6 (three RoPE axes, each rotated half-wise)")
+    for name, x, heads, weight in (("q", q, num_heads, q_weight), ("k", k, num_kv_heads, k_weight)):
+        if x.shape[-1] != heads * head_dim:
+            raise ValueError(
+                f"{name} has width {x.shape[-1]}; expected {heads} heads x head_dim {head_dim} = {heads * head_dim}"
+            )
+        if weight.shape != (x.shape[-1],):
+            raise ValueError(f"{name}_weight has shape {tuple(weight.shape)}, expected ({x.shape[-1]},)")
+
+
+@functools.cache
+def triton_available() -> bool:
+    """Whether the ``triton`` package is importable (it is not on macOS or Windows, nor in a CPU-only install)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def resolve_backend(backend: str | None, device: torch.device, *, tables_need_grad: bool = False) -> str:
+    """``"triton"`` or ``"torch"``: what ``backend`` (or ``$LAVIN_KERNELS`` when None) asks for on ``device``.
+
+    Auto picks the kernel on CUDA when Triton is installed, unless the RoPE tables need a gradient
+    (the kernel treats them as constants).
+    """
+    source = "backend"
+    if backend is None:
+        backend, source = os.environ.get("LAVIN_KERNELS", "auto").strip().lower() or "auto", "LAVIN_KERNELS"
+    if backend not in BACKENDS:
+        raise ValueError(f"{source}={backend!r} is not a kernel backend; use one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "triton" if device.type == "cuda" and triton_available() and not tables_need_grad else "torch"
+    if backend == "triton" and not triton_available():
+        raise ValueError(f"{source}='triton' but triton is not installed; pip install triton (Linux) or use 'torch'")
+    return backend
+
+
 def qk_norm_rope(
     q: Tensor,
     k: Tensor,
@@ -63,8 +126,20 @@ def qk_norm_rope(
     num_heads: int,
     num_kv_heads: int,
     eps: float = 1e-6,
+    backend: str | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Dispatch: the fused Triton kernel where it can run, the reference everywhere else."""
+    """Dispatch: the fused Triton kernel where it can run, the reference everywhere else.
+
+    ``backend``: ``"auto"``, ``"triton"`` or ``"torch"``; None reads ``$LAVIN_KERNELS`` (default auto).
+    """
+    check_qk_inputs(q, k, q_weight, k_weight, cos, sin, num_heads=num_heads, num_kv_heads=num_kv_heads)
+    tables_need_grad = cos.requires_grad or sin.requires_grad
+    if resolve_backend(backend, q.device, tables_need_grad=tables_need_grad) == "triton":
+        from kernels.qk_norm_rope_triton import qk_norm_rope_triton
+
+        return qk_norm_rope_triton(
+            q, k, q_weight, k_weight, cos, sin, num_heads=num_heads, num_kv_heads=num_kv_heads, eps=eps
+        )
     return qk_norm_rope_reference(
         q, k, q_weight, k_weight, cos, sin, num_heads=num_heads, num_kv_heads=num_kv_heads, eps=eps
     )

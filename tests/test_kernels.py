@@ -1,0 +1,229 @@
+"""The fused QK RMSNorm + 3D RoPE kernel against its PyTorch reference, and the dispatch.
+
+On a machine without CUDA the Triton kernels run through Triton's interpreter on the CPU
+(``TRITON_INTERPRET=1``, set here before the kernel module is imported); on a CUDA machine with
+``TRITON_INTERPRET`` unset the same tests run the compiled kernels on the GPU
+(``scripts/gpu_check.sh``). The interpreter is slow: shapes stay tiny.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kernels.qk_norm_rope import (
+    qk_norm_rope,
+    qk_norm_rope_reference,
+    resolve_backend,
+    rotate_half_3d,
+    triton_available,
+)
+
+DEVICE = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET", "0") != "1" else "cpu"
+
+needs_triton = pytest.mark.skipif(not triton_available(), reason="triton is not installed (pip install triton, Linux)")
+
+if triton_available():
+    if DEVICE == "cpu":
+        # Read when the kernels are decorated (at import) and again while the interpreter runs them,
+        # so it stays set for this process.
+        os.environ["TRITON_INTERPRET"] = "1"
+    import kernels.qk_norm_rope_triton as fused
+
+TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float64: 1e-12}
+
+
+def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    expected = expected.double()
+    return ((actual.double() - expected).norm() / expected.norm()).item()
+
+
+def rope_tables(seq_len: int, head_dim: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random angles, laid out as the J-DiT's tables: per axis chunk, the same angles in both halves."""
+    angles = torch.rand(seq_len, 3, head_dim // 6, generator=generator, dtype=torch.float64) * 20
+    angles = torch.cat((angles, angles), dim=-1).flatten(1)  # (L, D)
+    return angles.cos().float(), angles.sin().float()
+
+
+def make_inputs(batch, seq_len, num_heads, num_kv_heads, head_dim, dtype, seed, requires_grad=True, device=DEVICE):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(batch, seq_len, num_heads * head_dim, generator=g, dtype=torch.float64) * 3 + 0.5
+    k = torch.randn(batch, seq_len, num_kv_heads * head_dim, generator=g, dtype=torch.float64) * 2 - 0.3
+    q_weight = 1 + 0.3 * torch.randn(num_heads * head_dim, generator=g, dtype=torch.float64)
+    k_weight = 1 + 0.3 * torch.randn(num_kv_heads * head_dim, generator=g, dtype=torch.float64)
+    cos, sin = rope_tables(seq_len, head_dim, g)
+    tensors = [t.to(device, dtype).requires_grad_(requires_grad) for t in (q, k, q_weight, k_weight)]
+    return (*tensors, cos.to(device), sin.to(device))
+
+
+def run_both(inputs, num_heads, num_kv_heads, grads_seed=1):
+    """Forward and backward through the kernel and the reference; returns (fused, reference) lists."""
+    results = []
+    for impl in (fused.qk_norm_rope_triton, qk_norm_rope_reference):
+        out = impl(*inputs, num_heads=num_heads, num_kv_heads=num_kv_heads)
+        g = torch.Generator().manual_seed(grads_seed)
+        grads = [torch.randn(o.shape, generator=g).to(o) for o in out]
+        results.append([*out, *torch.autograd.grad(out, inputs[:4], grads)])
+    return results
+
+
+def assert_close(fused_results, reference_results, dtype):
+    names = ("q", "k", "dq", "dk", "dq_weight", "dk_weight")
+    for name, a, b in zip(names, fused_results, reference_results, strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype, name
+        assert relative_error(a, b) < TOLERANCE[dtype], f"{name}: {relative_error(a, b):.2e}"
+
+
+# --- the reference ------------------------------------------------------------------------------
+
+
+def test_reference_gradcheck_float64():
+    q, k, qw, kw, cos, sin = make_inputs(2, 3, 2, 1, 12, torch.float64, seed=0, device="cpu")
+    cos, sin = cos.double().requires_grad_(), sin.double().requires_grad_()
+
+    def f(q, k, qw, kw, cos, sin):
+        return qk_norm_rope_reference(q, k, qw, kw, cos, sin, num_heads=2, num_kv_heads=1)
+
+    assert torch.autograd.gradcheck(f, (q, k, qw, kw, cos, sin))
+
+
+def test_reference_rotation_is_per_axis_rotate_half():
+    x = torch.arange(12.0)
+    # chunks [0..3], [4..7], [8..11], each [a, b] -> [-b, a]
+    expected = torch.tensor([-2.0, -3, 0, 1, -6, -7, 4, 5, -10, -11, 8, 9])
+    assert torch.equal(rotate_half_3d(x), expected)
+
+
+def test_reference_preserves_norm_per_head_with_unit_weights():
+    """A rotation keeps each head's norm: with weights 1 it equals the RMS-normalised input's."""
+    q, k, _, _, cos, sin = make_inputs(1, 5, 3, 1, 18, torch.float64, seed=3, requires_grad=False, device="cpu")
+    ones_q, ones_k = torch.ones(q.shape[-1], dtype=q.dtype), torch.ones(k.shape[-1], dtype=k.dtype)
+    out_q, _ = qk_norm_rope_reference(q, k, ones_q, ones_k, cos.double(), sin.double(), num_heads=3, num_kv_heads=1)
+    normed = q * torch.rsqrt(q.pow(2).mean(-1, keepdim=True) + 1e-6)
+    torch.testing.assert_close(out_q.norm(dim=-1), normed.unflatten(-1, (3, 18)).norm(dim=-1))
+
+
+# --- the fused kernel against the reference -------------------------------------------------------
+
+
+@needs_triton
+@pytest.mark.parametrize("head_dim", [72, 48])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_kernel_matches_reference(head_dim, dtype):
+    inputs = make_inputs(2, 5, 4, 2, head_dim, dtype, seed=head_dim)
+    assert_close(*run_both(inputs, 4, 2), dtype)
+
+
+@needs_triton
+@pytest.mark.slow
+@settings(max_examples=5, deadline=None)
+@given(
+    batch=st.integers(1, 2),
+    seq_len=st.integers(1, 9),
+    heads=st.sampled_from([(1, 1), (2, 2), (3, 1), (6, 2), (5, 5)]),
+    head_dim=st.sampled_from([12, 48, 72]),
+    dtype=st.sampled_from([torch.float32, torch.bfloat16]),
+    seed=st.integers(0, 2**16),
+)
+def test_kernel_matches_reference_random_shapes(batch, seq_len, heads, head_dim, dtype, seed):
+    inputs = make_inputs(batch, seq_len, *heads, head_dim, dtype, seed=seed)
+    assert_close(*run_both(inputs, *heads, grads_seed=seed + 1), dtype)
+
+
+@needs_triton
+def test_kernel_at_the_3_4b_widths():
+    """32 query and 8 key/value heads of 72: the tiles are padded (96 -> 128 pairs, 12 -> 16) and masked."""
+    inputs = make_inputs(1, 3, 32, 8, 72, torch.float32, seed=7)
+    assert_close(*run_both(inputs, 32, 8), torch.float32)
+
+
+@needs_triton
+def test_kernel_reads_strided_inputs_and_gradients():
+    """q and k as column slices of one fused projection; the gradient arriving as a transpose."""
+    num_heads, num_kv_heads, head_dim = 2, 1, 12
+    q, k, qw, kw, cos, sin = make_inputs(2, 5, num_heads, num_kv_heads, head_dim, torch.float32, seed=11)
+    qkv = torch.cat((q, k, torch.randn_like(k)), dim=-1).detach().requires_grad_()
+    q_view, k_view = qkv[..., : q.shape[-1]], qkv[..., q.shape[-1] : q.shape[-1] + k.shape[-1]]
+    results = []
+    for impl in (fused.qk_norm_rope_triton, qk_norm_rope_reference):
+        out_q, out_k = impl(q_view, k_view, qw, kw, cos, sin, num_heads=num_heads, num_kv_heads=num_kv_heads)
+        # What the attention backend hands back: (B, H, L, D) contiguous, seen as (B, L, H, D).
+        g = torch.Generator().manual_seed(5)
+        grad_q = torch.randn(2, num_heads, 5, head_dim, generator=g).to(DEVICE).transpose(1, 2)
+        grad_k = torch.randn(2, num_kv_heads, 5, head_dim, generator=g).to(DEVICE).transpose(1, 2)
+        grads = torch.autograd.grad((out_q, out_k), (qkv, qw, kw), (grad_q, grad_k))
+        results.append([out_q, out_k, *grads])
+    for a, b in zip(*results, strict=True):
+        assert relative_error(a, b) < 1e-5
+
+
+@needs_triton
+def test_kernel_without_grad_and_mixed_precision_weights():
+    """bf16 activations with float32 norm weights (autocast-style), under no_grad."""
+    q, k, qw, kw, cos, sin = make_inputs(1, 4, 2, 2, 48, torch.bfloat16, seed=13, requires_grad=False)
+    qw, kw = qw.float(), kw.float()
+    with torch.no_grad():
+        out = fused.qk_norm_rope_triton(q, k, qw, kw, cos, sin, num_heads=2, num_kv_heads=2)
+    ref = qk_norm_rope_reference(q, k, qw, kw, cos, sin, num_heads=2, num_kv_heads=2)
+    for a, b in zip(out, ref, strict=True):
+        assert a.dtype == torch.bfloat16 and relative_error(a, b) < 1e-2
+
+
+@needs_triton
+def test_kernel_refuses_tables_that_need_gradients():
+    q, k, qw, kw, cos, sin = make_inputs(1, 2, 1, 1, 12, torch.float32, seed=0)
+    with pytest.raises(ValueError, match="constants"):
+        fused.qk_norm_rope_triton(q, k, qw, kw, cos.requires_grad_(), sin, num_heads=1, num_kv_heads=1)
+
+
+# --- dispatch -------------------------------------------------------------------------------------
+
+
+def test_dispatch_torch_is_the_reference(monkeypatch):
+    monkeypatch.setenv("LAVIN_KERNELS", "torch")
+    inputs = make_inputs(1, 3, 2, 1, 12, torch.float32, seed=2, requires_grad=False, device="cpu")
+    for a, b in zip(
+        qk_norm_rope(*inputs, num_heads=2, num_kv_heads=1),
+        qk_norm_rope_reference(*inputs, num_heads=2, num_kv_heads=1),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
+
+
+@needs_triton
+def test_dispatch_triton_agrees_with_torch():
+    inputs = make_inputs(1, 3, 2, 1, 12, torch.bfloat16, seed=4, requires_grad=False)
+    fused_out = qk_norm_rope(*inputs, num_heads=2, num_kv_heads=1, backend="triton")
+    torch_out = qk_norm_rope(*inputs, num_heads=2, num_kv_heads=1, backend="torch")
+    for a, b in zip(fused_out, torch_out, strict=True):
+        assert relative_error(a, b) < 1e-2
+
+
+def test_resolve_backend(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.delenv("LAVIN_KERNELS", raising=False)
+    assert resolve_backend(None, cpu) == "torch"
+    assert resolve_backend("auto", cuda) == ("triton" if triton_available() else "torch")
+    assert resolve_backend("auto", cuda, tables_need_grad=True) == "torch"
+    monkeypatch.setenv("LAVIN_KERNELS", "torch")
+    assert resolve_backend(None, cuda) == "torch"
+    monkeypatch.setenv("LAVIN_KERNELS", "cuda")
+    with pytest.raises(ValueError, match=r"LAVIN_KERNELS='cuda'.*auto, triton, torch"):
+        resolve_backend(None, cpu)
+    with pytest.raises(ValueError, match=r"backend='fast'"):
+        resolve_backend("fast", cpu)
+
+
+@pytest.mark.parametrize(
+    ("q_width", "k_width", "table_dim", "match"),
+    [(24, 12, 10, "divisible by 6"), (36, 12, 12, "q has width 36"), (24, 18, 12, "k has width 18")],
+)
+def test_dispatch_rejects_bad_shapes(q_width, k_width, table_dim, match):
+    q, k = torch.randn(1, 3, q_width), torch.randn(1, 3, k_width)
+    cos = sin = torch.randn(3, table_dim)
+    with pytest.raises(ValueError, match=match):
+        qk_norm_rope(q, k, torch.ones(q_width), torch.ones(k_width), cos, sin, num_heads=2, num_kv_heads=1)
