@@ -145,7 +145,7 @@ class SamplesConfig:
 
     every: int = attrs.field(default=500, validator=_non_negative_int)
     count: int = attrs.field(default=4, validator=_positive_int)
-    num_steps: int = attrs.field(default=20, validator=_positive_int)
+    num_steps: int = attrs.field(default=19, validator=_positive_int)
     guidance_scale: float = attrs.field(default=1.5, validator=v.ge(0.0))
 
 

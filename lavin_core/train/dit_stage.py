@@ -1,0 +1,204 @@
+"""The J-DiT training step: conditional flow matching on frozen ST-VAE latents.
+
+Per sample (all drawn from ``(seed, step, sample index)``, so any number of ranks gives the same
+run): a time ``t ~ sigmoid(N(0, 1))`` (the official logit-normal), noise ``e``, and with
+probability ``cfg_dropout`` the null context ``[0, query]`` in place of the example pairs, so that
+classifier-free guidance works at inference. The loss is the official velocity loss
+``MSE + 0.1 L1`` between ``J-DiT(z_t, t, context)`` and ``e - z``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from lavin_core.flow import FlowMatchingLoss, LogitNormalTimeSampler, interpolate, target_velocity
+from lavin_core.images import to_uint8
+from lavin_core.jdit import JDiT, preset
+from lavin_core.samplers import EulerSampler, get_schedule, null_context
+from lavin_core.stvae import STVAE
+from lavin_core.train.config import TrainConfig
+from lavin_core.train.data import PixelBatch, build_batch, generator_for, make_source, plan_step, rank_indices
+from lavin_core.train.distributed import DistInfo
+
+#: Sample grids use the contexts of these global sample indices (far beyond any training step).
+SAMPLE_GRID_INDEX = 2**62
+
+
+def context_latents(pairs: list[tuple[Tensor, Tensor]], query: Tensor) -> Tensor:
+    """The conditional latents ``[in_1, tgt_1, ..., in_N, tgt_N, query]`` joined along time (dim 2)."""
+    return torch.cat([*[frame for pair in pairs for frame in pair], query], dim=2)
+
+
+def draw_sample_randomness(indices: list[int], seed: int, step: int, shape: tuple[int, ...], cfg_dropout: float
+                           ) -> tuple[Tensor, Tensor, Tensor]:
+    """Times ``(B,)``, noise ``(B, *shape)`` and null-context flags ``(B,)`` of each sample (CPU, float32)."""
+    times, noises, drops = [], [], []
+    time_sampler = LogitNormalTimeSampler()
+    for index in indices:
+        generator = generator_for(seed, step, index)
+        times.append(time_sampler(1, generator=generator))
+        noises.append(torch.randn(shape, generator=generator))
+        drops.append(torch.rand(1, generator=generator) < cfg_dropout)
+    return torch.cat(times), torch.stack(noises), torch.cat(drops)
+
+
+def _grid_schedule(num_steps: int) -> str:
+    """The official time grid where it exists for ``num_steps``, else a uniform one."""
+    try:
+        get_schedule("official", num_steps)
+    except ValueError:
+        return "uniform"
+    return "official"
+
+
+class DiTObjective(nn.Module):
+    """``forward(...)`` -> per-sample flow-matching losses ``(B,)``; the module DDP wraps.
+
+    Samples with the null context run through the J-DiT in a second call (their context is
+    shorter); both calls happen inside this one forward, which DDP and FSDP2 both support.
+    """
+
+    def __init__(self, model: JDiT, *, autocast_dtype: torch.dtype | None):
+        super().__init__()
+        self.model = model
+        self.loss = FlowMatchingLoss(kind="official", l1_weight=0.1)
+        self.autocast_dtype = autocast_dtype
+
+    def forward(self, target: Tensor, cond: Tensor, null_cond: Tensor, t: Tensor, noise: Tensor, drop: Tensor
+                ) -> Tensor:
+        """target ``(B, C, T, h, w)``, cond ``(B, C, T_c, h, w)``, null_cond ``(B, C, 1 + T_q, h, w)``,
+        t ``(B,)``, noise like target, drop ``(B,)`` bool."""
+        z_t, velocity = interpolate(target, noise, t), target_velocity(target, noise)
+        losses = target.new_zeros(target.shape[0], dtype=torch.float32)
+        device_type = target.device.type
+        with torch.autocast(device_type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            for mask, context in ((~drop, cond), (drop, null_cond)):
+                if mask.any():
+                    prediction = self.model(z_t[mask], t[mask], context[mask])
+                    losses = losses.index_put((mask.nonzero().squeeze(1),),
+                                              self.loss.per_sample(prediction.float(), velocity[mask].float()))
+        return losses
+
+
+class DiTStage:
+    """Builds the J-DiT, its frozen encoder and data, and computes a step's loss."""
+
+    name = "dit"
+
+    def __init__(self, config: TrainConfig, info: DistInfo, autocast_dtype: torch.dtype | None):
+        self.config, self.info = config, info
+        model_config = preset(config.model.preset, gradient_checkpointing=config.model.gradient_checkpointing)
+        if not config.model.vae:
+            raise ValueError(
+                "the dit stage needs a trained ST-VAE: set model.vae to the folder a vae-stage run exported "
+                "(RUN_DIR/export), e.g. --set model.vae=runs/tiny-vae/export"
+            )
+        self.vae = STVAE.from_pretrained(config.model.vae, device=info.device).requires_grad_(False).eval()
+        if self.vae.latent_channels != model_config.in_channels:
+            raise ValueError(
+                f"the ST-VAE at {config.model.vae} has {self.vae.latent_channels} latent channels but J-DiT "
+                f"preset {config.model.preset!r} takes {model_config.in_channels}"
+            )
+        self.model_config = model_config
+        self.model_class = JDiT
+        self.model = JDiT(model_config)
+        self.objective = DiTObjective(self.model, autocast_dtype=autocast_dtype)
+        self.source = make_source(config.data, list(config.tasks))
+
+    # -- data -----------------------------------------------------------------------------------
+
+    def pixels(self, step: int, indices: list[int] | None = None) -> PixelBatch:
+        c = self.config
+        plan = plan_step(c.run.seed, step, c.tasks, c.data.min_pairs, c.data.max_pairs)
+        if indices is None:
+            indices = rank_indices(step, c.train.batch_size, self.info.rank, self.info.world_size)
+        return build_batch(self.source, plan, indices, seed=c.run.seed, image_size=c.data.image_size)
+
+    @torch.no_grad()
+    def encode(self, batch: PixelBatch) -> tuple[list[tuple[Tensor, Tensor]], Tensor, Tensor]:
+        """Latents of the pairs, the query and the target (posterior means, float32)."""
+        device = self.info.device
+        inputs = torch.cat([*[p[0] for p in batch.pairs], batch.query]).to(device)
+        targets = torch.cat([*[p[1] for p in batch.pairs], batch.target]).to(device)
+        size = batch.query.shape[0]
+        z_in = self.vae.encode(inputs).float().split(size)
+        z_tgt = self.vae.encode(targets).float().split(size)
+        pairs = list(zip(z_in[:-1], z_tgt[:-1]))
+        return pairs, z_in[-1], z_tgt[-1]
+
+    # -- the step -------------------------------------------------------------------------------
+
+    def loss(self, objective: nn.Module, step: int) -> tuple[Tensor, dict[str, float]]:
+        """This rank's mean loss for ``step`` (its share of the global batch) and metrics to log."""
+        c = self.config
+        batch = self.pixels(step)
+        pairs, query, target = self.encode(batch)
+        cond = context_latents(pairs, query)
+        null_cond = null_context(query)
+        t, noise, drop = draw_sample_randomness(list(batch.indices), c.run.seed, step, tuple(target.shape[1:]),
+                                                c.train.cfg_dropout)
+        device = self.info.device
+        losses = objective(target, cond, null_cond, t.to(device), noise.to(device), drop.to(device))
+        return losses.mean(), {"num_pairs": float(len(pairs))}
+
+    # -- sample grids ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample_grid(self, model: nn.Module, step: int, path: Path) -> None:
+        """Write a PNG with one row per context: pairs | query | prediction | ground truth.
+
+        Every rank must call it (the EMA model may be sharded); rank 0 writes the file.
+        """
+        c = self.config
+        num_pairs = min(max(c.data.min_pairs, 2), c.data.max_pairs)
+        first_task = next(iter(c.tasks))
+        plan = plan_step(c.run.seed, 0, {first_task: 1.0}, num_pairs, num_pairs)
+        # Fixed contexts, from indices training never reaches, so that grids compare over time.
+        batch = build_batch(self.source, plan, [SAMPLE_GRID_INDEX + i for i in range(c.samples.count)],
+                            seed=c.run.seed, image_size=c.data.image_size)
+        pairs, query, target = self.encode(batch)
+        cond = context_latents(pairs, query)
+        noise = torch.randn(target.shape, generator=generator_for(c.run.seed, 0x5A)).to(self.info.device)
+        was_training = model.training
+        model.eval()
+        sampler = EulerSampler(schedule=_grid_schedule(c.samples.num_steps))
+        latents = sampler.sample(model, noise, cond, null_cond=null_context(query),
+                                 guidance_scale=c.samples.guidance_scale, num_steps=c.samples.num_steps)
+        model.train(was_training)
+        prediction = self.vae.decode(latents).cpu()
+        if not self.info.is_main:
+            return
+        rows = []
+        for i in range(c.samples.count):
+            cells = [*[frame[i] for pair in batch.pairs for frame in pair], batch.query[i], prediction[i], batch.target[i]]
+            # The first frame of each cell, side by side: (H, W * cells, 3).
+            rows.append(torch.cat([torch.from_numpy(to_uint8(cell)[0]) for cell in cells], dim=1))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(torch.cat(rows, dim=0).numpy()).save(path)
+
+    # -- what the trainer asks of every stage ---------------------------------------------------
+
+    def export_config(self):
+        """The config written beside the exported weights (no training-only options)."""
+        return attrs.evolve(self.model_config, gradient_checkpointing=False)
+
+    def extra_models(self) -> dict[str, nn.Module]:
+        return {}
+
+    def extra_optimizers(self) -> dict:
+        return {}
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def after_step(self, step: int) -> dict[str, float]:
+        return {}

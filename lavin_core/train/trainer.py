@@ -1,0 +1,184 @@
+"""The training loop shared by the ST-VAE and J-DiT stages.
+
+Order of set-up (torchtitan's): distributed init -> seed -> build the stage's model on the device ->
+EMA copy -> parallelize (DDP or FSDP2, and the EMA sharded alike) -> optimizer and LR schedule ->
+resume. Each step: the stage's loss on this rank's share of the global batch, a NaN check over
+all ranks, backward, gradient clipping, AdamW, LR schedule, EMA, then logging, checkpoints and
+sample grids at their intervals. The end exports the EMA weights with ``save_pretrained``.
+
+    >>> from lavin_core.train import train
+    >>> export_dir = train(load_config("configs/tiny-dit.toml"), "runs/tiny-dit")
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import attrs
+import numpy as np
+import torch
+
+from lavin_core.errors import LavinError
+from lavin_core.train import distributed as dist_utils
+from lavin_core.train.checkpointing import CheckpointManager, export_pretrained, full_model_state, latest_checkpoint
+from lavin_core.train.config import TrainConfig, dump_toml
+from lavin_core.train.data import rank_indices
+from lavin_core.train.ema import EMA
+from lavin_core.train.metrics import MetricsLogger
+
+EXPORT_DIR = "export"
+CONFIG_FILE = "config.toml"
+
+
+class TrainingError(LavinError):
+    """The run cannot go on: a NaN loss, or a run folder that would be overwritten."""
+
+
+def lr_factor(step: int, *, total_steps: int, warmup_steps: int, decay: str, min_lr_ratio: float) -> float:
+    """The multiplier of the base learning rate at ``step`` (0-based): linear warm-up, then constant or cosine."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if decay == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA (``auto`` or ``bf16``), none (float32) otherwise."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def seed_everything(seed: int) -> None:
+    """The same seed on every rank, so that every rank builds identical initial weights."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_stage(config: TrainConfig, info: dist_utils.DistInfo):
+    dtype = autocast_dtype(config.train.precision, info.device)
+    if config.run.stage == "dit":
+        from lavin_core.train.dit_stage import DiTStage
+
+        return DiTStage(config, info, dtype)
+    from lavin_core.train.vae_stage import VAEStage
+
+    return VAEStage(config, info, dtype)
+
+
+def _grad_norm(parameters: list[torch.nn.Parameter], clip: float) -> float:
+    """Clip the global gradient norm to ``clip`` (if positive) and return the norm before clipping."""
+    grads = [p for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    norm = torch.nn.utils.clip_grad_norm_(grads, clip if clip > 0 else float("inf"))
+    if hasattr(norm, "full_tensor"):  # a DTensor under FSDP2
+        norm = norm.full_tensor()
+    return float(norm)
+
+
+def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Path:
+    """Train as ``config`` says, writing into ``run_dir``; returns the export folder (EMA weights).
+
+    With ``resume``, continue from the latest checkpoint in ``run_dir`` (a fresh start if none).
+    Works alone or under ``torchrun`` (every rank calls it).
+    """
+    run_dir = Path(run_dir)
+    info = dist_utils.setup(config.run.device)
+    try:
+        return _train(config, run_dir, info, resume=resume)
+    finally:
+        dist_utils.teardown()
+
+
+def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, resume: bool) -> Path:
+    latest = latest_checkpoint(run_dir)
+    if latest is not None and not resume:
+        raise TrainingError(f"{run_dir} already holds checkpoints (latest {latest.name}); pass --resume to "
+                            "continue that run, or choose another --out")
+    rank_indices(0, config.train.batch_size, info.rank, info.world_size)  # checks divisibility
+    seed_everything(config.run.seed)
+    stage = build_stage(config, info)
+    model = stage.model.to(info.device)
+    ema = EMA(model, config.train.ema_decay)
+    parallel = dist_utils.choose_parallel(model, config.model.parallel, info)
+    objective = dist_utils.parallelize(stage.objective.to(info.device), parallel, info)
+    if parallel == "fsdp":
+        dist_utils.shard(ema.shadow)
+
+    parameters = [p for p in objective.parameters() if p.requires_grad]
+    o = config.optimizer
+    optimizer = torch.optim.AdamW(parameters, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
+    s = config.schedule
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(
+        step, total_steps=config.run.steps, warmup_steps=s.warmup_steps, decay=s.decay, min_lr_ratio=s.min_lr_ratio))
+
+    models = {"model": model, "ema": ema.shadow, **stage.extra_models()}
+    optimizers = {"optimizer": (objective, optimizer), **stage.extra_optimizers()}
+    manager = CheckpointManager(run_dir, keep_last=config.checkpoint.keep_last, info=info,
+                                models=models, optimizers=optimizers)
+    start = 0
+    if resume and latest is not None:
+        trainer_state, _ = manager.load(latest)
+        start = int(trainer_state["step"])
+        scheduler.load_state_dict(trainer_state["scheduler"])
+        ema.updates = int(trainer_state["ema_updates"])
+        stage.load_extra_state(trainer_state["stage"])
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG_FILE).write_text(dump_toml(config))
+
+    def save(step: int) -> Path:
+        return manager.save(
+            step,
+            trainer_state={"step": step, "scheduler": scheduler.state_dict(), "ema_updates": ema.updates,
+                           "stage": stage.extra_state()},
+            rank_state={"data_step": step},
+            meta={"stage": config.run.stage, "model": attrs.asdict(config.model)},
+        )
+
+    logger = MetricsLogger(run_dir, total_steps=config.run.steps, start_step=start, enabled=info.is_main)
+    last_saved = latest if start else None
+    samples_since_log = 0
+    try:
+        for step in range(start, config.run.steps):
+            objective.train()
+            loss, extra = stage.loss(objective, step)
+            reported = dist_utils.mean_over_ranks(loss.detach().float().reshape(1), info)
+            if not torch.isfinite(reported).all():
+                where = f"the last good checkpoint is {last_saved}" if last_saved else "no checkpoint was written yet"
+                raise TrainingError(
+                    f"loss is {reported.item()} at step {step}; {where}. Lower optimizer.lr, raise "
+                    "schedule.warmup_steps or set train.grad_clip, then resume with --resume"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = _grad_norm(parameters, config.train.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            ema.update(model)
+            extra.update(stage.after_step(step))
+            samples_since_log += config.train.batch_size
+            done = step + 1
+            if done % config.run.log_every == 0 or done == config.run.steps:
+                logger.log(done, {"loss": reported.item(), "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                                  **extra}, samples=samples_since_log)
+                samples_since_log = 0
+            if done % config.checkpoint.every == 0 or done == config.run.steps:
+                last_saved = save(done)
+            if config.samples.every and done % config.samples.every == 0 and hasattr(stage, "sample_grid"):
+                stage.sample_grid(ema.shadow, done, run_dir / "samples" / f"step-{done:08d}.png")
+    finally:
+        logger.close()
+
+    weights = full_model_state(ema.shadow)
+    export = run_dir / EXPORT_DIR
+    if info.is_main:
+        export_pretrained(stage.model_class, stage.export_config(), weights, str(export))
+    dist_utils.barrier(info)
+    return export
