@@ -16,6 +16,8 @@ COMMANDS = (
     "lavin_core.cli.tasks",
     "lavin_core.cli.plugins",
     "lavin_core.cli.run",
+    "lavin_core.cli.train",
+    "lavin_core.cli.plot_loss",
 )
 
 
