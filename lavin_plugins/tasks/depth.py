@@ -1,0 +1,41 @@
+"""Monocular depth: a scene image in, its depth map out, drawn with the scalar colour code."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from torch import Tensor
+
+from lavin_plugins import metrics
+from lavin_plugins.scenes import random_scene, render
+from lavin_plugins.tasks.base import GeneratedTask, single_frame, to_pixels
+from lavin_plugins.tasks.codes import decode_scalar, encode_scalar
+
+
+class DepthTask(GeneratedTask):
+    """Answer: depth ``(H, W)`` float32 in scene units, drawn linearly over ``[0, max_depth]``."""
+
+    name: ClassVar[str] = "depth"
+    description: ClassVar[str] = "monocular depth of a rendered scene, as a colour-coded depth map"
+    metrics: ClassVar[tuple[str, ...]] = ("abs_rel", "delta1")
+    higher_is_better: ClassVar[dict[str, bool]] = {"abs_rel": False, "delta1": True}
+
+    def __init__(self, *, size: int | tuple[int, int] = 64, max_depth: float = 10.0):
+        super().__init__(size=size)
+        if not max_depth > 0:
+            raise ValueError(f"max_depth must be > 0, got {max_depth}")
+        self.max_depth = float(max_depth)
+
+    def make(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        view = render(random_scene(rng), self.height, self.width)
+        return view.rgb, np.minimum(view.depth, self.max_depth)
+
+    def render(self, answer: np.ndarray) -> Tensor:
+        return to_pixels(encode_scalar(np.asarray(answer) / self.max_depth))
+
+    def read(self, pixels: Tensor) -> np.ndarray:
+        return decode_scalar(single_frame(pixels)) * np.float32(self.max_depth)
+
+    def score(self, predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+        return {"abs_rel": metrics.abs_rel(predicted, truth), "delta1": metrics.delta1(predicted, truth)}

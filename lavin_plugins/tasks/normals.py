@@ -1,0 +1,40 @@
+"""Surface normals: a scene image in, its camera-space normal map out (x, y, z drawn as R, G, B)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lavin_plugins import metrics
+from lavin_plugins.scenes import random_scene, render
+from lavin_plugins.tasks.base import GeneratedTask, single_frame
+
+
+class NormalsTask(GeneratedTask):
+    """Answer: unit normals ``(H, W, 3)`` in camera axes (x right, y up, z towards the viewer)."""
+
+    name: ClassVar[str] = "normals"
+    description: ClassVar[str] = "surface normals of a rendered scene, drawn as RGB = (x, y, z) in camera axes"
+    metrics: ClassVar[tuple[str, ...]] = ("mean_angle", "within_11.25")
+    higher_is_better: ClassVar[dict[str, bool]] = {"mean_angle": False, "within_11.25": True}
+
+    def make(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        view = render(random_scene(rng), self.height, self.width)
+        return view.rgb, view.normals
+
+    def render(self, answer: np.ndarray) -> Tensor:
+        # a normal's components already lie in [-1, 1], the pixel range
+        return torch.from_numpy(np.clip(np.asarray(answer, np.float32), -1, 1)).permute(2, 0, 1)[:, None].contiguous()
+
+    def read(self, pixels: Tensor) -> np.ndarray:
+        vectors = single_frame(pixels) * 2 - 1
+        return (vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-6)).astype(np.float32)
+
+    def score(self, predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+        return {
+            "mean_angle": metrics.mean_angular_error(predicted, truth),
+            "within_11.25": metrics.fraction_within(predicted, truth, 11.25),
+        }

@@ -1,0 +1,73 @@
+"""Pose estimation: the 14 keypoints of a stick figure, drawn as coloured discs joined by grey limbs."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from torch import Tensor
+
+from lavin_plugins import metrics
+from lavin_plugins.scenes import KEYPOINTS, LIMBS, draw_figure, random_figure, random_scene, render
+from lavin_plugins.scenes.draw import draw_disc, draw_segment
+from lavin_plugins.tasks.base import GeneratedTask, single_frame, to_pixels
+from lavin_plugins.tasks.codes import BACKGROUND, CODE_COLORS, LINE_GREY, nearest_code
+
+KEYPOINT_COLORS = CODE_COLORS[: len(KEYPOINTS)]
+_ALL_CODES = np.concatenate([KEYPOINT_COLORS, BACKGROUND[None], LINE_GREY[None]])
+#: A pixel further than this from every code colour is ignored when reading keypoints.
+MAX_COLOR_DISTANCE = 0.35
+
+
+class PoseTask(GeneratedTask):
+    """Answer: keypoints ``(14, 2)`` float ``(x, y)`` pixels in ``KEYPOINTS`` order; NaN rows when not found.
+
+    PCK counts a keypoint as correct within ``pck_alpha`` times the larger side of the true figure's box.
+    """
+
+    name: ClassVar[str] = "pose"
+    description: ClassVar[str] = "14 keypoints of a stick figure: coloured discs joined by grey limbs"
+    metrics: ClassVar[tuple[str, ...]] = ("pck", "mean_error_px")
+    higher_is_better: ClassVar[dict[str, bool]] = {"pck": True, "mean_error_px": False}
+    keypoints: ClassVar[tuple[str, ...]] = KEYPOINTS
+
+    def __init__(self, *, size: int | tuple[int, int] = 64, pck_alpha: float = 0.1):
+        super().__init__(size=size)
+        if not 0 < pck_alpha <= 1:
+            raise ValueError(f"pck_alpha must be in (0, 1], got {pck_alpha}")
+        self.pck_alpha = pck_alpha
+        self.radius = max(1.5, min(self.height, self.width) / 32)
+
+    def make(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        image = render(random_scene(rng), self.height, self.width).rgb.copy()
+        figure = random_figure(rng, self.height, self.width, min_separation=2 * self.radius + 1)
+        return draw_figure(image, figure), figure.keypoints.astype(np.float32)
+
+    def render(self, answer: np.ndarray) -> Tensor:
+        keypoints = np.asarray(answer, np.float64)
+        canvas = np.zeros((self.height, self.width, 3), np.float32)
+        for a, b in LIMBS:
+            if np.all(np.isfinite(keypoints[[a, b]])):
+                draw_segment(canvas, keypoints[a], keypoints[b], 1.0, LINE_GREY)
+        for index, point in enumerate(keypoints):
+            if np.all(np.isfinite(point)):
+                draw_disc(canvas, point, self.radius, KEYPOINT_COLORS[index])
+        return to_pixels(canvas)
+
+    def read(self, pixels: Tensor) -> np.ndarray:
+        code, distance = nearest_code(single_frame(pixels), _ALL_CODES)
+        code = np.where(distance <= MAX_COLOR_DISTANCE, code, -1)
+        keypoints = np.full((len(KEYPOINTS), 2), np.nan, np.float32)
+        for index in range(len(KEYPOINTS)):
+            rows, cols = np.nonzero(code == index)
+            if len(rows):
+                keypoints[index] = (cols.mean() + 0.5, rows.mean() + 0.5)
+        return keypoints
+
+    def score(self, predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+        truth = np.asarray(truth)
+        extent = np.nanmax(truth, axis=0) - np.nanmin(truth, axis=0)
+        return {
+            "pck": metrics.pck(predicted, truth, self.pck_alpha * float(extent.max())),
+            "mean_error_px": metrics.keypoint_error(predicted, truth),
+        }
