@@ -2,7 +2,7 @@
 
 Space: the input is cut into overlapping square tiles (the last tile in a row or column is moved
 back so that it ends on the border, so every tile has full size); each tile goes through the
-network on its own and the outputs are blended with linear ramps across the overlaps, weights
+network on its own and the outputs are blended across the overlaps (see ``edge_ramp``), weights
 normalized so they sum to one everywhere.
 
 Time: the latent frames are produced in chunks. Each chunk is computed from its own frames plus
@@ -67,16 +67,22 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return [*starts, length - tile]
 
 
-def edge_ramp(size: int, ramp: int, *, left: bool, right: bool) -> Tensor:
-    """Blend weights ``(size,)``: 1, rising over ``ramp`` entries at a ``left`` neighbour, falling at a ``right`` one."""
+def edge_ramp(size: int, overlap: int, *, left: bool, right: bool) -> Tensor:
+    """Blend weights ``(size,)`` for a tile whose neighbours overlap it by ``overlap`` entries.
+
+    At a ``left`` (``right``) neighbour the first (last) quarter of the overlap gets weight 0,
+    the middle half a linear ramp and the rest 1: a tile's outermost outputs, the ones most
+    disturbed by its border, are left to the neighbour that sees them in its interior.
+    """
     weights = torch.ones(size)
-    ramp = min(ramp, size)
-    if ramp:
-        rise = torch.arange(1, ramp + 1, dtype=torch.float32) / (ramp + 1)
-        if left:
-            weights[:ramp] = torch.minimum(weights[:ramp], rise)
-        if right:
-            weights[size - ramp:] = torch.minimum(weights[size - ramp:], rise.flip(0))
+    overlap = min(overlap, size)
+    margin = overlap // 4
+    ramp = overlap - 2 * margin
+    rise = torch.cat([torch.zeros(margin), torch.arange(1, ramp + 1, dtype=torch.float32) / (ramp + 1)])
+    if left:
+        weights[: rise.numel()] = torch.minimum(weights[: rise.numel()], rise)
+    if right:
+        weights[size - rise.numel():] = torch.minimum(weights[size - rise.numel():], rise.flip(0))
     return weights
 
 
@@ -107,7 +113,7 @@ def tiled_spatial(fn: Callable[[Tensor], Tensor], x: Tensor, *, tile: int, overl
     rows, cols = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
     if len(rows) == 1 and len(cols) == 1:
         return fn(x)
-    ramp = round(overlap * scale)
+    out_overlap = round(overlap * scale)
     out = weight_sum = None
     for i, top in enumerate(rows):
         for j, left in enumerate(cols):
@@ -116,8 +122,8 @@ def tiled_spatial(fn: Callable[[Tensor], Tensor], x: Tensor, *, tile: int, overl
                 out = y.new_zeros((*y.shape[:-2], round(height * scale), round(width * scale)))
                 weight_sum = y.new_zeros(out.shape[-2:])
             w = (
-                edge_ramp(y.shape[-2], ramp, left=i > 0, right=i < len(rows) - 1)[:, None]
-                * edge_ramp(y.shape[-1], ramp, left=j > 0, right=j < len(cols) - 1)[None, :]
+                edge_ramp(y.shape[-2], out_overlap, left=i > 0, right=i < len(rows) - 1)[:, None]
+                * edge_ramp(y.shape[-1], out_overlap, left=j > 0, right=j < len(cols) - 1)[None, :]
             ).to(y)
             y_top, y_left = round(top * scale), round(left * scale)
             region = (..., slice(y_top, y_top + y.shape[-2]), slice(y_left, y_left + y.shape[-1]))
