@@ -36,7 +36,7 @@ class PoseTask(GeneratedTask):
         if not 0 < pck_alpha <= 1:
             raise ValueError(f"pck_alpha must be in (0, 1], got {pck_alpha}")
         self.pck_alpha = pck_alpha
-        self.radius = max(1.5, min(self.height, self.width) / 32)
+        self.radius = max(1.0, min(self.height, self.width) / 32)
 
     def make(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         image = render(random_scene(rng), self.height, self.width).rgb.copy()
