@@ -149,7 +149,9 @@ def parallelize(model: nn.Module, parallel: str, info: DistInfo) -> nn.Module:
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [info.device.index] if info.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=device_ids)
+        # Some weights may get no gradient (the J-DiT's last block's conditional-stream output
+        # feeds nothing), so DDP must look for unused parameters.
+        return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
     if parallel == "fsdp":
         return shard(model)
     raise LavinError(f"unknown parallel mode {parallel!r}; use none, ddp or fsdp")
