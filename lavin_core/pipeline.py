@@ -239,7 +239,8 @@ class InContextPipeline:
 
     # -- sampling ---------------------------------------------------------------------------
 
-    @torch.inference_mode()
+    # no_grad, not inference_mode: models cache tensors (RoPE tables) that training may reuse later.
+    @torch.no_grad()
     def __call__(
         self,
         context: TaskContext | Sequence[TaskContext] | None = None,
