@@ -21,6 +21,7 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 import safetensors.torch
 import torch
 from torch import Tensor, nn
@@ -72,10 +73,6 @@ def config_from_dict(config_cls: type[C], data: Mapping[str, Any], *, source: st
 # state dicts
 
 
-def _describe(names: list[str]) -> str:
-    return ", ".join(names)
-
-
 def check_state_dict(module: nn.Module, state_dict: Mapping[str, Tensor], *, source: str) -> None:
     """Raise ``CheckpointError`` naming every missing, unexpected and mis-shaped tensor.
 
@@ -91,11 +88,11 @@ def check_state_dict(module: nn.Module, state_dict: Mapping[str, Tensor], *, sou
     )
     problems = []
     if missing:
-        problems.append(f"missing {len(missing)}: {_describe(missing)}")
+        problems.append(f"missing {len(missing)}: {", ".join(missing)}")
     if unexpected:
-        problems.append(f"unexpected {len(unexpected)}: {_describe(unexpected)}")
+        problems.append(f"unexpected {len(unexpected)}: {", ".join(unexpected)}")
     if mis_shaped:
-        problems.append(f"wrong shape {len(mis_shaped)}: {_describe(mis_shaped)}")
+        problems.append(f"wrong shape {len(mis_shaped)}: {", ".join(mis_shaped)}")
     if problems:
         raise CheckpointError(
             f"{source} does not fit {type(module).__name__}: " + "; ".join(problems)
@@ -126,7 +123,7 @@ def load_state_dict_strict(
         if left:
             raise CheckpointError(
                 f"{source}: {type(module).__name__} still has tensors on the meta device after "
-                f"loading: {_describe(left)}; make them persistent or compute them on the fly"
+                f"loading: {", ".join(left)}; make them persistent or compute them on the fly"
             )
 
 
@@ -138,7 +135,7 @@ def read_safetensors(url: str, *, device: str | torch.device = "cpu") -> dict[st
     """All tensors of a safetensors file at a local path or fsspec URL (memory-mapped when local)."""
     fs, path = fsspec.core.url_to_fs(url)
     try:
-        if "file" in fs.protocol or "local" in fs.protocol:
+        if isinstance(fs, LocalFileSystem):
             return safetensors.torch.load_file(path, device=str(device))
         with fs.open(path, "rb") as f:
             data = f.read()
@@ -165,6 +162,9 @@ def save_pretrained(module: nn.Module, config: Any, url: str) -> None:
     with fs.open(_join(path, CONFIG_NAME), "w") as f:
         json.dump(meta, f, indent=2, sort_keys=False)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
+    if isinstance(fs, LocalFileSystem):  # straight to disk, without a second copy in memory
+        safetensors.torch.save_file(tensors, _join(path, WEIGHTS_NAME), metadata={"format": "pt"})
+        return
     with fs.open(_join(path, WEIGHTS_NAME), "wb") as f:
         f.write(safetensors.torch.save(tensors, metadata={"format": "pt"}))
 
@@ -200,7 +200,8 @@ def load_pretrained(
     """The model saved by ``save_pretrained`` in ``url``: ``build(config)`` on the meta device, then filled.
 
     ``build`` is a model class (or any ``config -> module`` callable); ``config_cls`` defaults to
-    ``build.config_class``. The weights load onto ``device`` and are cast to ``dtype`` if given.
+    ``build.config_class``. The weights load onto ``device`` in the model's dtype: ``dtype`` if
+    given, else the dtype ``build`` makes (float32 for our models).
     """
     config_cls = config_cls or getattr(build, "config_class", None)
     if config_cls is None:
@@ -209,6 +210,8 @@ def load_pretrained(
     config = config_from_dict(config_cls, data, source=_join(url, CONFIG_NAME))
     with torch.device("meta"):
         module = build(config)
+    if dtype is not None:
+        module.to(dtype)  # before loading, so that big checkpoints are cast once, tensor by tensor
     saved_class = data.get("_class_name")
     if saved_class is not None and saved_class != type(module).__name__:
         raise CheckpointError(
@@ -217,8 +220,6 @@ def load_pretrained(
         )
     weights = _join(url, WEIGHTS_NAME)
     load_state_dict_strict(module, read_safetensors(weights, device=device), source=weights, assign=True)
-    if dtype is not None:
-        module.to(dtype)
     return module
 
 
@@ -239,5 +240,5 @@ class PretrainedMixin:
     def from_pretrained(
         cls, url: str, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
     ) -> Any:
-        """The model saved in ``url`` by ``save_pretrained``, on ``device`` (cast to ``dtype`` if given)."""
+        """The model saved in ``url`` by ``save_pretrained``, on ``device``, in ``dtype`` (default float32)."""
         return load_pretrained(cls, url, config_cls=cls.config_class, device=device, dtype=dtype)

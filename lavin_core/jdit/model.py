@@ -69,7 +69,7 @@ class JointAttention(nn.Module):
             eps=cfg.norm_eps,
         )
         v = m[f"{stream}_v"](h).unflatten(-1, (cfg.num_kv_heads, cfg.head_dim))
-        return q, k, v.to(q.dtype)
+        return q, k, v
 
     def forward(self, cond: Tensor, x: Tensor, rope_cond: Rope, rope_x: Rope) -> tuple[Tensor, Tensor]:
         """cond ``(B, N, hidden)``, x ``(B, M, hidden)`` -> the same shapes."""

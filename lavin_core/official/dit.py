@@ -35,7 +35,7 @@ def load_dit(
     config = attrs.evolve(config or PRESETS["lavin-3.4b"], time_convention="official")
     with torch.device("meta"):
         model = JDiT(config)
-    load_state_dict_strict(model, read_safetensors(path, device=device), source=str(path), assign=True)
     if dtype is not None:
-        model.to(dtype)
+        model.to(dtype)  # on the meta device: each tensor is cast once, as it loads
+    load_state_dict_strict(model, read_safetensors(path, device=device), source=str(path), assign=True)
     return model.eval()
