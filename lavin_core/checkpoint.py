@@ -88,11 +88,11 @@ def check_state_dict(module: nn.Module, state_dict: Mapping[str, Tensor], *, sou
     )
     problems = []
     if missing:
-        problems.append(f"missing {len(missing)}: {", ".join(missing)}")
+        problems.append(f"missing {len(missing)}: {', '.join(missing)}")
     if unexpected:
-        problems.append(f"unexpected {len(unexpected)}: {", ".join(unexpected)}")
+        problems.append(f"unexpected {len(unexpected)}: {', '.join(unexpected)}")
     if mis_shaped:
-        problems.append(f"wrong shape {len(mis_shaped)}: {", ".join(mis_shaped)}")
+        problems.append(f"wrong shape {len(mis_shaped)}: {', '.join(mis_shaped)}")
     if problems:
         raise CheckpointError(
             f"{source} does not fit {type(module).__name__}: " + "; ".join(problems)
@@ -123,7 +123,7 @@ def load_state_dict_strict(
         if left:
             raise CheckpointError(
                 f"{source}: {type(module).__name__} still has tensors on the meta device after "
-                f"loading: {", ".join(left)}; make them persistent or compute them on the fly"
+                f"loading: {', '.join(left)}; make them persistent or compute them on the fly"
             )
 
 
