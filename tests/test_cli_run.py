@@ -1,0 +1,193 @@
+"""``lavin run`` end to end on the CPU with randomly initialised tiny models, and its one-line errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import registry
+from lavin_core.cli import main
+from lavin_core.context import Example, ExamplePair
+from lavin_core.interfaces import PromptSampler, Task
+
+pytest.importorskip("lavin_core.jdit")
+pytest.importorskip("lavin_core.stvae")
+
+MODELS = ["--dit", "random:lavin-tiny", "--vae", "random:lavin-tiny"]
+FAST = ["--steps", "2", "--schedule", "uniform", "--quiet"]
+
+
+def write_png(path, size, seed):
+    array = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    for index, name in enumerate(["cat", "dog_2"]):
+        write_png(prompts / f"{name}_input.png", (40, 24), 2 * index)  # any size: resized to the query's
+        write_png(prompts / f"{name}_target.png", (40, 24), 2 * index + 1)
+    return {
+        "dir": tmp_path,
+        "prompts": str(prompts),
+        "query": str(write_png(tmp_path / "query.png", (32, 48), 10)),
+        "odd": str(write_png(tmp_path / "odd.png", (30, 35), 11)),
+    }
+
+
+def run(args, capsys):
+    status = main(["run", *args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_run_writes_a_prediction_of_the_query_size(files, capsys):
+    out = files["dir"] / "out" / "prediction.png"
+    status, stdout, err = run(
+        ["--task", "depth", "--query", files["query"], "--prompts", files["prompts"], *MODELS, *FAST, "--out", str(out)],
+        capsys,
+    )
+    assert status == 0, err
+    assert f"wrote {out} (48x32, 2 example pairs" in stdout
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.mode == "RGB" and image.size == (48, 32)
+        first = np.asarray(image)
+    # Same seed, same file; the default official Euler grid runs too.
+    status, _, err = run(
+        ["--task", "depth", "--query", files["query"], "--prompts", files["prompts"], *MODELS, *FAST, "--out", str(out)],
+        capsys,
+    )
+    assert status == 0 and np.array_equal(np.asarray(Image.open(out)), first)
+
+
+def test_resize_makes_an_odd_query_fit(files, capsys):
+    out = files["dir"] / "resized.png"
+    status, _, err = run(
+        ["--task", "x", "--query", files["odd"], "--prompts", files["prompts"], "--resize", *MODELS, *FAST, "--out", str(out)],
+        capsys,
+    )
+    assert status == 0, err
+    assert Image.open(out).size == (32, 32)
+
+
+def test_official_sampler_defaults_run(files, capsys):
+    out = files["dir"] / "official.png"
+    status, _, err = run(
+        ["--task", "x", "--query", files["query"], "--prompts", files["prompts"], "--num-pairs", "1",
+         "--sampler", "adams-bashforth", *MODELS, "--quiet", "--out", str(out)],
+        capsys,
+    )
+    assert status == 0, err
+    assert Image.open(out).size == (48, 32)
+
+
+def bad_cases(files):
+    empty = files["dir"] / "empty"
+    empty.mkdir()
+    unmatched = files["dir"] / "unmatched"
+    unmatched.mkdir()
+    write_png(unmatched / "a_input.png", (8, 8), 0)
+    write_png(unmatched / "b_target.png", (8, 8), 1)
+    garbage = files["dir"] / "garbage.png"
+    garbage.write_bytes(b"not an image")
+    query, prompts = files["query"], files["prompts"]
+    return [
+        (["--query", str(files["dir"] / "missing.png"), "--prompts", prompts], "no image file at"),
+        (["--query", str(garbage), "--prompts", prompts], "is not a readable image"),
+        (["--query", query, "--prompts", str(empty)], "has no NAME_input.png / NAME_target.png pairs"),
+        (["--query", query, "--prompts", str(files["dir"] / "nowhere")], "does not exist"),
+        (["--query", query, "--prompts", str(unmatched)], r"unmatched template files: a_input \(no target\), b_target \(no input\)"),
+        (["--query", files["odd"], "--prompts", prompts], r"35x30 \(WxH\).*multiples of 16; resize it to 32x32 .*--resize"),
+        (["--query", query, "--prompts", prompts, "--steps", "-3"], "--steps must be a positive integer, got -3"),
+        (["--query", query, "--prompts", prompts, "--steps", "7"], "official schedule exists for 19, 29, 39 steps, got 7"),
+        (["--query", query, "--prompts", prompts, "--sampler", "eulr"], "unknown sampler 'eulr'; did you mean 'euler'"),
+    ]
+
+
+def test_bad_input_gets_one_clear_line(files, capsys):
+    for args, message in bad_cases(files):
+        status, _, err = run(["--task", "depth", *args, *MODELS, "--quiet", "--out", str(files["dir"] / "x.png")], capsys)
+        assert status == 2, (args, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("lavin run: error: "), err
+        assert re.search(message, lines[0]), (message, lines[0])
+
+
+def test_a_missing_checkpoint_is_one_line(files, capsys):
+    status, _, err = run(
+        ["--task", "x", "--query", files["query"], "--prompts", files["prompts"], "--dit", str(files["dir"] / "nope"),
+         "--vae", "random:lavin-tiny", "--out", str(files["dir"] / "x.png")],
+        capsys,
+    )
+    assert status == 2 and "no J-DiT checkpoint at" in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# pairs from a registered task
+
+
+class NoiseTask(Task):
+    name = "cli-test-noise"
+    description = "random pairs for the lavin run tests"
+    metrics = ("l1",)
+    higher_is_better = {"l1": False}
+
+    def examples(self, count: int, *, seed: int = 0) -> Iterator[Example]:
+        gen = torch.Generator().manual_seed(seed)
+        for index in range(count):
+            source = torch.rand(3, 1, 16, 16, generator=gen) * 2 - 1
+            yield Example(pair=ExamplePair(input=source, target=-source), answer=None, id=f"noise-{index}")
+
+    def render(self, answer):
+        return answer
+
+    def read(self, pixels):
+        return pixels
+
+    def score(self, predicted, truth):
+        return {"l1": float((predicted - truth).abs().mean())}
+
+
+class FirstPairs(PromptSampler):
+    name = "cli-test-first"
+    chosen: list[int] = []
+
+    def select(self, pool, query, num_pairs, *, generator=None):
+        FirstPairs.chosen = list(range(num_pairs))
+        return FirstPairs.chosen
+
+
+class Plugin:
+    @registry.hookimpl
+    def lavin_register_tasks(self, register):
+        register(NoiseTask)
+
+    @registry.hookimpl
+    def lavin_register_prompt_samplers(self, register):
+        register(FirstPairs)
+
+
+def test_without_prompts_pairs_come_from_the_registered_task(files, capsys):
+    name = registry.register_plugin(Plugin(), "cli-run-test-plugin")
+    try:
+        out = files["dir"] / "task.png"
+        status, stdout, err = run(
+            ["--task", "cli-test-noise", "--query", files["query"], "--num-pairs", "3", "--prompt-sampler", "cli-test-first",
+             *MODELS, *FAST, "--out", str(out)],
+            capsys,
+        )
+        assert status == 0, err
+        assert "3 example pairs, task cli-test-noise" in stdout and FirstPairs.chosen == [0, 1, 2]
+        assert Image.open(out).size == (48, 32)
+        status, _, err = run(["--task", "no-such-task", "--query", files["query"], *MODELS, *FAST, "--out", str(out)], capsys)
+        assert status == 2 and "unknown task 'no-such-task'" in err
+    finally:
+        registry.unregister_plugin(name)
