@@ -102,8 +102,8 @@ def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return get_model_state_dict(model, options=_FULL)
 
 
-def _load_options(info: DistInfo) -> StateDictOptions:
-    return StateDictOptions(full_state_dict=True, broadcast_from_rank0=info.is_distributed)
+def _load_options(info: DistInfo, *, strict: bool = True) -> StateDictOptions:
+    return StateDictOptions(full_state_dict=True, broadcast_from_rank0=info.is_distributed, strict=strict)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -213,7 +213,9 @@ class CheckpointManager:
                                  options=options)
         for name, (model, opt) in self.optimizers.items():
             state = torch.load(path / f"{name}.pt", weights_only=True) if self.info.is_main else {}
-            set_optimizer_state_dict(model, opt, state, options=options)
+            # Parameters that never received a gradient (e.g. the J-DiT's last conditional-stream
+            # projections) have no optimizer state, in the saved run as in this one.
+            set_optimizer_state_dict(model, opt, state, options=_load_options(self.info, strict=False))
         trainer_state = torch.load(path / "trainer.pt", weights_only=True)
         rank_file = path / f"rank-{self.info.rank:05d}.pt"
         if not rank_file.is_file():

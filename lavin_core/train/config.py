@@ -11,7 +11,7 @@ A config file has one table per section below; every key is optional except ``[t
     [train]      batch_size (global), precision, grad_clip, ema_decay, cfg_dropout
     [checkpoint] every, keep_last
     [samples]    every, count, num_steps, guidance_scale
-    [vae]        stage ("image" or "joint"), clip_frames
+    [vae]        image_steps, loss weights, adversarial_start_step, discriminator_lr
 
 ``load_config`` checks every key and type before anything runs: ``optimizer.lrr`` fails with
 its key path and the keys that would work. ``dump_toml`` writes the resolved config back out.
@@ -20,6 +20,7 @@ its key path and the keys that would work. ``dump_toml`` writes the resolved con
 from __future__ import annotations
 
 import difflib
+import json
 import tomllib
 import types
 import typing
@@ -151,15 +152,19 @@ class SamplesConfig:
 
 @attrs.frozen(kw_only=True)
 class VAEStageConfig:
-    """ST-VAE training: ``image`` trains on single frames, ``joint`` on images and clips."""
+    """ST-VAE training: ``image_steps`` on single frames, then images and clips jointly (the paper's order).
 
-    stage: Literal["image", "joint"] = attrs.field(default="image", validator=v.in_(("image", "joint")))
-    #: Frames of the clips in the joint stage (1 + 4k).
-    clip_frames: int = attrs.field(default=5, validator=_positive_int)
+    The loss is ``reconstruction (L1) + kl_weight KL + perceptual_weight perceptual`` plus, from
+    ``adversarial_start_step``, ``adversarial_weight`` times a hinge GAN loss against a patch
+    discriminator with its own AdamW (``discriminator_lr``).
+    """
 
-    def __attrs_post_init__(self) -> None:
-        if (self.clip_frames - 1) % 4:
-            raise ValueError(f"clip_frames must be 1 + 4k (5, 9, 17, ...), got {self.clip_frames}")
+    image_steps: int = attrs.field(default=0, validator=_non_negative_int)
+    kl_weight: float = attrs.field(default=1e-6, validator=v.ge(0.0))
+    perceptual_weight: float = attrs.field(default=0.1, validator=v.ge(0.0))
+    adversarial_weight: float = attrs.field(default=0.05, validator=v.ge(0.0))
+    adversarial_start_step: int = attrs.field(default=5000, validator=_non_negative_int)
+    discriminator_lr: float = attrs.field(default=1e-4, validator=v.gt(0.0))
 
 
 @attrs.frozen(kw_only=True)
@@ -313,7 +318,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # JSON's escapes are valid TOML basic-string escapes; TOML also forbids a raw DEL.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     raise TypeError(f"cannot write {value!r} to TOML")

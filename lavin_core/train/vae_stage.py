@@ -1,0 +1,117 @@
+"""The ST-VAE training step: reconstruction + KL + perceptual + adversarial, images then clips.
+
+The pixels are the inputs and targets of the task examples. For the first ``vae.image_steps``
+steps (the image stage) only the first frame of each is used; afterwards (the joint stage) clips
+stay clips, so tasks that produce videos train the temporal path. The patch discriminator has
+its own AdamW and steps after the autoencoder, on detached reconstructions, once
+``adversarial_start_step`` is reached.
+"""
+
+from __future__ import annotations
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from lavin_core.stvae import STVAE, get_preset
+from lavin_core.stvae.losses import LossWeights, PatchDiscriminator3D, STVAELoss, hinge_discriminator_loss
+from lavin_core.train.config import TrainConfig
+from lavin_core.train.data import build_batch, generator_for, make_source, plan_step, rank_indices
+from lavin_core.train.distributed import DistInfo, choose_parallel, parallelize, unwrap
+
+
+class VAEObjective(nn.Module):
+    """``forward(pixels, step, generator, discriminator)`` -> (reconstruction, loss terms incl. ``total``)."""
+
+    def __init__(self, model: STVAE, weights: LossWeights, *, autocast_dtype: torch.dtype | None):
+        super().__init__()
+        self.model = model
+        self.loss = STVAELoss(weights)
+        self.autocast_dtype = autocast_dtype
+
+    def forward(self, pixels: Tensor, step: int, generator: torch.Generator, discriminator: nn.Module | None
+                ) -> tuple[Tensor, dict[str, Tensor]]:
+        with torch.autocast(pixels.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            reconstruction, posterior = self.model(pixels, generator=generator)
+            terms = self.loss(pixels, reconstruction.float(), posterior, step=step, discriminator=discriminator)
+        return reconstruction, terms
+
+
+class VAEStage:
+    """Builds the ST-VAE and its discriminator and computes a step's loss."""
+
+    name = "vae"
+
+    def __init__(self, config: TrainConfig, info: DistInfo, autocast_dtype: torch.dtype | None):
+        self.config, self.info = config, info
+        vc = config.vae
+        self.model_config = get_preset(config.model.preset)
+        self.model_class = STVAE
+        self.model = STVAE(self.model_config)
+        self.weights = LossWeights(kl_weight=vc.kl_weight, perceptual_weight=vc.perceptual_weight,
+                                   adversarial_weight=vc.adversarial_weight,
+                                   adversarial_start_step=vc.adversarial_start_step)
+        self.objective = VAEObjective(self.model, self.weights, autocast_dtype=autocast_dtype)
+        self.discriminator = PatchDiscriminator3D().to(info.device)
+        self.parallel_discriminator = parallelize(
+            self.discriminator, choose_parallel(self.discriminator, config.model.parallel, info), info)
+        self.discriminator_optimizer = torch.optim.AdamW(
+            self.parallel_discriminator.parameters(), lr=vc.discriminator_lr, betas=(0.5, 0.9))
+        self.source = make_source(config.data, list(config.tasks))
+        self._last_reconstruction: tuple[Tensor, Tensor] | None = None
+
+    def pixels(self, step: int) -> Tensor:
+        """This rank's pixels for ``step``: the query inputs and targets, ``(2B, 3, T, H, W)``."""
+        c = self.config
+        plan = attrs.evolve(plan_step(c.run.seed, step, c.tasks, 1, 1), num_pairs=0)
+        indices = rank_indices(step, c.train.batch_size, self.info.rank, self.info.world_size)
+        batch = build_batch(self.source, plan, indices, seed=c.run.seed, image_size=c.data.image_size)
+        pixels = torch.cat([batch.query, batch.target]) if batch.query.shape == batch.target.shape else batch.query
+        if step < c.vae.image_steps:
+            pixels = pixels[:, :, :1]  # the image stage
+        return pixels.to(self.info.device)
+
+    def loss(self, objective: nn.Module, step: int) -> tuple[Tensor, dict[str, float]]:
+        pixels = self.pixels(step)
+        generator = generator_for(self.config.run.seed, step, self.info.rank)
+        adversarial = step >= self.weights.adversarial_start_step and self.weights.adversarial_weight > 0
+        # The generator's adversarial term uses the plain discriminator: no gradient sync for it,
+        # and its weights are frozen during the autoencoder's backward.
+        self.discriminator.requires_grad_(False)
+        reconstruction, terms = objective(pixels, step, generator, self.discriminator if adversarial else None)
+        self.discriminator.requires_grad_(True)
+        self._last_reconstruction = (pixels, reconstruction.detach()) if adversarial else None
+        metrics = {f"loss_{k}": float(v) for k, v in terms.items() if k != "total"}
+        metrics["stage_joint"] = float(step >= self.config.vae.image_steps)
+        return terms["total"], metrics
+
+    def after_step(self, step: int) -> dict[str, float]:
+        """The discriminator's update on this step's real pixels and detached reconstructions."""
+        if self._last_reconstruction is None:
+            return {}
+        real, fake = self._last_reconstruction
+        self._last_reconstruction = None
+        both = self.parallel_discriminator(torch.cat([real, fake.to(real.dtype)]))
+        loss = hinge_discriminator_loss(*both.chunk(2))
+        self.discriminator_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.discriminator_optimizer.step()
+        return {"loss_discriminator": float(loss)}
+
+    # -- what the trainer asks of every stage ---------------------------------------------------
+
+    def export_config(self):
+        return self.model_config
+
+    def extra_models(self) -> dict[str, nn.Module]:
+        return {"discriminator": unwrap(self.parallel_discriminator)}
+
+    def extra_optimizers(self) -> dict:
+        return {"discriminator_optimizer": (self.parallel_discriminator, self.discriminator_optimizer)}
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass

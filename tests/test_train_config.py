@@ -1,0 +1,104 @@
+"""Training configs: every key and type checked before any work, with the key path named."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lavin_core.cli import main
+from lavin_core.train.config import ConfigError, TrainConfig, dump_toml, load_config
+from lavin_core.train.trainer import lr_factor
+
+MINIMAL = "[tasks]\ndepth = 1.0\n"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_follow_the_authors(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.optimizer.lr == 1e-4
+    assert (config.data.min_pairs, config.data.max_pairs) == (1, 8)
+    assert config.tasks == {"depth": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lrr=1e-3", r"optimizer\.lrr: unknown key; did you mean 'lr'"),
+        ("optimizer.lr='fast'", r"optimizer\.lr: expected a number"),
+        ("train.batch_size=2.5", r"train\.batch_size: expected int"),
+        ("train.batch_size=0", r"batch_size"),
+        ("run.stage='gan'", r"run\.stage: must be 'vae' or 'dit'"),
+        ("model.gradient_checkpointing=1", r"model\.gradient_checkpointing: expected bool"),
+        ("optimizer.betas=[0.9]", r"optimizer\.betas: expected a list of 2 values"),
+        ("data.min_pairs=9", "min_pairs 9 is larger than max_pairs 8"),
+        ("data.source='cache'", "needs cache ="),
+        ("schedulee.decay='cosine'", r"schedulee: unknown key; did you mean 'schedule'"),
+    ],
+)
+def test_bad_values_name_their_key(tmp_path, override, message):
+    path = write(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, [override])
+
+
+def test_tasks_are_required_and_positive(tmp_path):
+    with pytest.raises(ConfigError, match="tasks"):
+        load_config(write(tmp_path, "[run]\nsteps = 3\n"))
+    with pytest.raises(ConfigError, match=r"tasks\.depth: mix weight must be positive"):
+        load_config(write(tmp_path, "[tasks]\ndepth = 0\n"))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    lr=st.floats(1e-6, 1.0), steps=st.integers(1, 10**6), batch=st.integers(1, 512),
+    decay=st.sampled_from(["constant", "cosine"]), clip=st.floats(0.0, 10.0), name=st.text(min_size=1, max_size=12),
+    weights=st.dictionaries(st.from_regex(r"[a-z][a-z-]{0,8}", fullmatch=True), st.floats(0.01, 10.0), min_size=1, max_size=4),
+)
+def test_resolved_config_round_trips_through_toml(tmp_path_factory, lr, steps, batch, decay, clip, name, weights):
+    config = TrainConfig(tasks=weights)
+    config = attrs.evolve(
+        config,
+        run=attrs.evolve(config.run, steps=steps, name=name),
+        optimizer=attrs.evolve(config.optimizer, lr=lr),
+        train=attrs.evolve(config.train, batch_size=batch, grad_clip=clip),
+        schedule=attrs.evolve(config.schedule, decay=decay),
+    )
+    path = tmp_path_factory.mktemp("round") / "config.toml"
+    path.write_text(dump_toml(config))
+    assert load_config(path) == config
+
+
+def test_set_overrides_parse_toml_values(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL), ["optimizer.lr=3e-4", "run.name=my-run", "tasks.edges=0.5",
+                                                    "optimizer.betas=[0.9, 0.95]"])
+    assert config.optimizer.lr == 3e-4 and config.run.name == "my-run"
+    assert config.tasks == {"depth": 1.0, "edges": 0.5}
+    assert config.optimizer.betas == (0.9, 0.95)
+
+
+def test_cli_reports_a_bad_key_in_one_line(tmp_path, capsys):
+    assert main(["train", str(write(tmp_path, MINIMAL + "[optimizer]\nlrr = 1.0\n")), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "optimizer.lrr" in err
+    assert not (tmp_path / "r").exists()  # failed before any work
+
+
+@settings(max_examples=30, deadline=None)
+@given(step=st.integers(0, 999), warmup=st.integers(0, 100), ratio=st.floats(0.0, 1.0))
+def test_lr_schedule_warms_up_then_stays_within_bounds(step, warmup, ratio):
+    for decay in ("constant", "cosine"):
+        factor = lr_factor(step, total_steps=1000, warmup_steps=warmup, decay=decay, min_lr_ratio=ratio)
+        if step < warmup:
+            assert factor == pytest.approx((step + 1) / warmup)
+        elif decay == "constant":
+            assert factor == 1.0
+        else:
+            assert ratio - 1e-12 <= factor <= 1.0 + 1e-12
+    assert lr_factor(1000, total_steps=1000, warmup_steps=0, decay="cosine", min_lr_ratio=ratio) == pytest.approx(ratio)

@@ -1,0 +1,66 @@
+"""A run killed with SIGKILL mid-way and resumed ends with the same weights as an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lavin_core.errors import CheckpointError
+from lavin_core.train.checkpointing import list_checkpoints
+from lavin_core.train.config import load_config
+from lavin_core.train.toy import make_toy_workspace
+from lavin_core.train.trainer import TrainingError, train
+
+STEPS = 12
+OVERRIDES = [f"run.steps={STEPS}", "checkpoint.every=3", "checkpoint.keep_last=2", "train.batch_size=2",
+             "data.max_pairs=2", "train.ema_decay=0.9"]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    config = load_config(config_path, OVERRIDES)
+    train(config, tmp_path / "straight")
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "lavin_core.train", str(config_path), "--out", str(killed)]
+    for override in OVERRIDES:
+        command += ["--set", override]
+    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list_checkpoints(killed) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = list_checkpoints(killed)
+    assert saved and int(saved[-1].name.split("-")[1]) < STEPS, "the run must be killed before its end"
+
+    with pytest.raises(TrainingError, match="--resume"):
+        train(config, killed)
+    train(config, killed, resume=True)
+    final = f"checkpoints/step-{STEPS:08d}"
+    for name in ("model", "ema"):
+        a = load_file(str(tmp_path / "straight" / final / f"{name}.safetensors"))
+        b = load_file(str(killed / final / f"{name}.safetensors"))
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert len(list_checkpoints(killed)) == 2  # keep_last
+
+
+def test_resume_with_another_model_shape_names_the_tensors(tmp_path):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    run = tmp_path / "run"
+    train(load_config(config_path, ["run.steps=1", "checkpoint.every=1", "data.max_pairs=1"]), run)
+    small = load_config(config_path, ["run.steps=2", "data.max_pairs=1", 'model.preset="lavin-small"'])
+    with pytest.raises(CheckpointError, match=r"cannot resume from .*step-00000001.*wrong shape"):
+        train(small, run, resume=True)
