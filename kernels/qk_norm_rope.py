@@ -19,7 +19,6 @@ The two agree to bf16 tolerance (the kernel rounds once, from float32).
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 
@@ -91,10 +90,18 @@ def check_qk_inputs(
             raise ValueError(f"{name}_weight has shape {tuple(weight.shape)}, expected ({x.shape[-1]},)")
 
 
-@functools.cache
+# Looked up once (without importing triton): a plain constant is also what torch.compile wants to see.
+_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+
+
 def triton_available() -> bool:
-    """Whether the ``triton`` package is importable (it is not on macOS or Windows, nor in a CPU-only install)."""
-    return importlib.util.find_spec("triton") is not None
+    """Whether the ``triton`` package is installed (it is not on macOS or Windows, nor in some CPU-only setups)."""
+    return _TRITON_INSTALLED
+
+
+@torch.compiler.assume_constant_result
+def _backend_from_env() -> str:
+    return os.environ.get("LAVIN_KERNELS", "auto").strip().lower() or "auto"
 
 
 def resolve_backend(backend: str | None, device: torch.device, *, tables_need_grad: bool = False) -> str:
@@ -105,7 +112,7 @@ def resolve_backend(backend: str | None, device: torch.device, *, tables_need_gr
     """
     source = "backend"
     if backend is None:
-        backend, source = os.environ.get("LAVIN_KERNELS", "auto").strip().lower() or "auto", "LAVIN_KERNELS"
+        backend, source = _backend_from_env(), "LAVIN_KERNELS"
     if backend not in BACKENDS:
         raise ValueError(f"{source}={backend!r} is not a kernel backend; use one of {', '.join(BACKENDS)}")
     if backend == "auto":

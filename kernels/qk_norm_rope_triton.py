@@ -43,6 +43,23 @@ from kernels.qk_norm_rope import check_qk_inputs
 
 
 @triton.jit
+def _add(a, b):
+    return a + b
+
+
+@triton.jit
+def _total(x):
+    """Sum of a whole tile.
+
+    Why not ``tl.sum``: it (like ``tl.zeros`` and ``tl.cdiv``) is a jit function of triton's standard
+    library, decorated when triton is first imported; if that happened before ``TRITON_INTERPRET=1``
+    was set (``torch._dynamo`` imports triton), the interpreter cannot call it. This module uses only
+    builtins and its own jit functions, so the interpreter works whatever the import order.
+    """
+    return tl.reduce(x, None, _add)
+
+
+@triton.jit
 def _load_halves(ptr, head_stride, p, s, mask, HALF: tl.constexpr):
     """The two half-chunk tiles ``(P_BLOCK, S_BLOCK)`` of one row, in float32.
 
@@ -69,7 +86,7 @@ def _forward_row(x_ptr, out_ptr, w_ptr, cos_ptr, sin_ptr, eps,
     mask = (p < PAIRS) & (s < HALF)
     head_dim: tl.constexpr = 6 * HALF
     x1, x2 = _load_halves(x_ptr, head_dim, p, s, mask, HALF)
-    rstd = tl.rsqrt((tl.sum(x1 * x1) + tl.sum(x2 * x2)) / (PAIRS * 2 * HALF) + eps)
+    rstd = tl.rsqrt((_total(x1 * x1) + _total(x2 * x2)) / (PAIRS * 2 * HALF) + eps)
     w1, w2 = _load_halves(w_ptr, head_dim, p, s, mask, HALF)
     # The tables are (L, D), shared by all heads: head stride 0.
     c1, c2 = _load_halves(cos_ptr, 0, p, s, mask, HALF)
@@ -110,14 +127,14 @@ def _backward_row(x_ptr, g_ptr, g_head_stride, dx_ptr, w_ptr, cos_ptr, sin_ptr, 
     w1, w2 = _load_halves(w_ptr, head_dim, p, s, mask, HALF)
     c1, c2 = _load_halves(cos_ptr, 0, p, s, mask, HALF)
     s1, s2 = _load_halves(sin_ptr, 0, p, s, mask, HALF)
-    rstd = tl.rsqrt((tl.sum(x1 * x1) + tl.sum(x2 * x2)) / width + eps)
+    rstd = tl.rsqrt((_total(x1 * x1) + _total(x2 * x2)) / width + eps)
     xhat1 = x1 * rstd
     xhat2 = x2 * rstd
     gy1 = g1 * c1 + g2 * s2
     gy2 = g2 * c2 - g1 * s1
     gxhat1 = gy1 * w1
     gxhat2 = gy2 * w2
-    proj = (tl.sum(gxhat1 * xhat1) + tl.sum(gxhat2 * xhat2)) / width
+    proj = (_total(gxhat1 * xhat1) + _total(gxhat2 * xhat2)) / width
     _store_halves(dx_ptr, head_dim, p, s, mask,
                   rstd * (gxhat1 - xhat1 * proj), rstd * (gxhat2 - xhat2 * proj), HALF)
     return dw1 + gy1 * xhat1, dw2 + gy2 * xhat2
@@ -133,12 +150,12 @@ def _backward_kernel(
 ):
     pid = tl.program_id(0)
     programs = tl.num_programs(0)
-    dqw1 = tl.zeros((Q_BLOCK, S_BLOCK), tl.float32)
-    dqw2 = tl.zeros((Q_BLOCK, S_BLOCK), tl.float32)
-    dkw1 = tl.zeros((K_BLOCK, S_BLOCK), tl.float32)
-    dkw2 = tl.zeros((K_BLOCK, S_BLOCK), tl.float32)
+    dqw1 = tl.full((Q_BLOCK, S_BLOCK), 0.0, tl.float32)
+    dqw2 = tl.full((Q_BLOCK, S_BLOCK), 0.0, tl.float32)
+    dkw1 = tl.full((K_BLOCK, S_BLOCK), 0.0, tl.float32)
+    dkw2 = tl.full((K_BLOCK, S_BLOCK), 0.0, tl.float32)
     first_row = pid.to(tl.int64)  # int64 offsets: B * L * width may pass 2**31
-    for step in range(0, tl.cdiv(n_rows - pid, programs)):
+    for step in range(0, (n_rows - pid + programs - 1) // programs):
         row = first_row + step * programs
         b = row // seq_len
         pos = row % seq_len

@@ -227,3 +227,76 @@ def test_dispatch_rejects_bad_shapes(q_width, k_width, table_dim, match):
     cos = sin = torch.randn(3, table_dim)
     with pytest.raises(ValueError, match=match):
         qk_norm_rope(q, k, torch.ones(q_width), torch.ones(k_width), cos, sin, num_heads=2, num_kv_heads=1)
+
+
+@needs_triton
+def test_kernel_compiles_without_graph_breaks():
+    """``torch.compile(fullgraph=True)`` sees the kernels as opaque custom ops, forward and backward."""
+    inputs = make_inputs(1, 3, 2, 1, 12, torch.float32, seed=6)
+
+    def loss(q, k, qw, kw, cos, sin):
+        out_q, out_k = qk_norm_rope(2 * q, k, qw, kw, cos, sin, num_heads=2, num_kv_heads=1, backend="triton")
+        return (out_q.sum(-1) * out_k.sum(-1)).sum()
+
+    compiled = torch.compile(loss, backend="aot_eager", fullgraph=True)
+    eager_grads = torch.autograd.grad(loss(*inputs), inputs[:4])
+    compiled_grads = torch.autograd.grad(compiled(*inputs), inputs[:4])
+    for a, b in zip(compiled_grads, eager_grads, strict=True):
+        assert relative_error(a, b) < 1e-6
+
+
+# --- lavin bench-gpu (its timings need a GPU; here: its refusal and the parts that run anywhere) ----
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_bench_gpu_refuses_without_cuda(capsys):
+    from lavin_core.cli import main
+
+    assert main(["bench-gpu", "--kernel-only"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "needs a CUDA GPU" in err
+
+
+def test_bench_context_shapes_and_weights():
+    from kernels.bench_gpu import BenchOptions, build_model, context_shapes
+
+    shapes = context_shapes(BenchOptions(), in_channels=16)
+    assert shapes == {"z": (1, 16, 1, 64, 64), "cond": (1, 16, 9, 64, 64), "null": (1, 16, 2, 64, 64)}
+    # 10 frames of 32 x 32 patches: the 10,240 tokens of the issue's targets.
+    assert (shapes["cond"][2] + shapes["z"][2]) * (64 // 2) ** 2 == 10240
+    with pytest.raises(ValueError, match="multiple of 16"):
+        context_shapes(BenchOptions(image_size=100), in_channels=16)
+    model = build_model(BenchOptions(preset="lavin-tiny"), torch.device("cpu"), torch.float32)
+    assert all(p.any() for p in model.parameters()) and not any(p.requires_grad for p in model.parameters())
+
+
+def test_bench_model_sections_run_on_cpu():
+    """The eager rows of the model sections, on the tiny preset (compile and CUDA graphs are GPU-only here)."""
+    from kernels.bench_gpu import BenchOptions, bench_model, build_model
+
+    options = BenchOptions(preset="lavin-tiny", image_size=32, pairs=1, steps=2, compile=False, cuda_graphs=False)
+    rows = bench_model(options, build_model(options, torch.device("cpu"), torch.float32), torch.device("cpu"))
+    assert [r["variant"] for r in rows["sampling"]] == ["eager, reference kernels"]
+    assert rows["sampling"][0]["rel_error_vs_eager_reference"] == 0.0 and rows["forward"][0]["ms"] > 0
+
+
+@needs_triton
+def test_jdit_with_the_fused_kernel_matches_the_reference_path(monkeypatch):
+    """A one-block J-DiT, forward and backward, with LAVIN_KERNELS=triton against LAVIN_KERNELS=torch."""
+    from kernels.bench_gpu import fill_zero_parameters
+    from lavin_core.jdit import JDiT, preset
+
+    torch.manual_seed(0)
+    model = JDiT(preset("lavin-tiny", depth=1)).to(DEVICE)
+    fill_zero_parameters(model)  # the official init zeroes adaLN and the output: nothing to compare
+    z, cond = torch.randn(1, 16, 1, 4, 4, device=DEVICE), torch.randn(1, 16, 3, 4, 4, device=DEVICE)
+    t = torch.rand(1, device=DEVICE)
+    results = []
+    for backend in ("triton", "torch"):
+        monkeypatch.setenv("LAVIN_KERNELS", backend)
+        model.zero_grad()
+        out = model(z, t, cond)
+        out.square().mean().backward()
+        results.append([out, model.blocks[0].joint_attn.x_qnorm.weight.grad, model.x_embedder[0].weight.grad])
+    for a, b in zip(*results, strict=True):
+        assert relative_error(a, b) < 1e-5

@@ -1,0 +1,310 @@
+"""``lavin bench-gpu``: the fused kernel and the fast inference path, timed against their baselines
+in one run. Prints a table and writes JSON. Needs a CUDA GPU (and Triton for the fused rows).
+
+Three sections, each with its baseline in the same process:
+1. kernel: QK RMSNorm + 3D RoPE at the preset's shapes for ``image_size`` and ``pairs`` (3.4B at
+   512x512 with 4 pairs: 10,240 tokens, 32 query / 8 key-value heads of 72): the fused Triton
+   kernel, the PyTorch reference, and ``torch.compile`` of the reference; forward and backward,
+   in ms and effective GB/s (forward reads and writes q and k once: ``2 * bytes(q, k)``; backward
+   reads x and the gradient and writes dx: ``3 * bytes(q, k)``).
+2. forward: one J-DiT conditional forward (``2 * pairs + 1`` context frames + 1 target frame), eager
+   with the reference path, eager with the fused kernel, regionally compiled, and its CUDA graph.
+3. sampling: ``steps`` Euler steps with CFG (conditional and null passes, each at its own length),
+   the same variants; the fast path's first run includes its compilation and graph capture, and
+   is reported apart as "first image".
+
+The model has random weights (the zero-initialised adaLN and output layers are filled too, so that
+every block does work and the outputs are worth comparing); bf16 throughout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import torch
+from attrs import validators as v
+from torch import Tensor, nn
+
+from kernels.inference import CUDAGraphDenoiser, compile_blocks
+from kernels.qk_norm_rope import qk_norm_rope_reference, triton_available
+from lavin_core.cli.table import format_table
+from lavin_core.errors import LavinError
+from lavin_core.jdit import JDiT, preset
+from lavin_core.jdit.rope import rope_tables
+from lavin_core.samplers import EulerSampler, null_context_from_cond
+
+GB = 1e9
+
+
+@attrs.frozen(kw_only=True)
+class BenchOptions:
+    """What ``lavin bench-gpu`` runs; sections can be skipped to save time."""
+
+    preset: str = "lavin-3.4b"
+    image_size: int = attrs.field(default=512, validator=[v.instance_of(int), v.gt(0)])
+    pairs: int = attrs.field(default=4, validator=[v.instance_of(int), v.ge(0)])
+    steps: int = attrs.field(default=19, validator=[v.instance_of(int), v.gt(0)])
+    guidance_scale: float = attrs.field(default=1.5, converter=float)
+    compile: bool = True
+    cuda_graphs: bool = True
+    model_sections: bool = True
+    seed: int = 0
+
+
+# --- timing ---------------------------------------------------------------------------------------
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_kernel_ms(fn: Callable[[], Any], device: torch.device) -> float:
+    """Median ms of a short call; on CUDA Triton's ``do_bench`` (it flushes L2 between calls)."""
+    if device.type == "cuda":
+        import triton.testing
+
+        return float(triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median"))
+    return time_call_ms(fn, device, reps=3)
+
+
+def time_call_ms(fn: Callable[[], Any], device: torch.device, *, reps: int, warmup: int = 1) -> float:
+    """Median wall-clock ms of ``fn`` over ``reps`` calls after ``warmup`` calls (device synchronised)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+@contextlib.contextmanager
+def kernels_backend(name: str) -> Iterator[None]:
+    """Sets ``LAVIN_KERNELS`` for the duration (eager code reads it at every call)."""
+    saved = os.environ.get("LAVIN_KERNELS")
+    os.environ["LAVIN_KERNELS"] = name
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("LAVIN_KERNELS", None)
+        else:
+            os.environ["LAVIN_KERNELS"] = saved
+
+
+def relative_error(actual: Tensor, expected: Tensor) -> float:
+    expected = expected.double()
+    return ((actual.double() - expected).norm() / expected.norm().clamp_min(1e-30)).item()
+
+
+# --- shapes and the model ------------------------------------------------------------------------
+
+
+def context_shapes(options: BenchOptions, in_channels: int, downsample: int = 8) -> dict[str, tuple[int, ...]]:
+    """Latent shapes of one sampling run: target z ``(1, C, 1, h, w)``, the conditional context
+    ``(1, C, 2 * pairs + 1, h, w)`` and the null context ``[0, query]`` ``(1, C, 2, h, w)``."""
+    if options.image_size % (2 * downsample):
+        raise ValueError(f"image_size {options.image_size} must be a multiple of {2 * downsample} (VAE x8, patch 2)")
+    side = options.image_size // downsample
+    return {
+        "z": (1, in_channels, 1, side, side),
+        "cond": (1, in_channels, 2 * options.pairs + 1, side, side),
+        "null": (1, in_channels, 2, side, side),
+    }
+
+
+def fill_zero_parameters(model: nn.Module, *, std: float = 0.02) -> None:
+    """Random values in the parameters that the official init zeroes (adaLN, output layer, biases)."""
+    with torch.no_grad():
+        for param in model.parameters():
+            if not param.any():
+                param.normal_(0.0, std)
+
+
+def build_model(options: BenchOptions, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """The preset's J-DiT with random weights, built directly on ``device``, in ``dtype``, eval, no grad."""
+    torch.manual_seed(options.seed)
+    with torch.device(device):
+        model = JDiT(preset(options.preset))
+    fill_zero_parameters(model)
+    return model.to(dtype).eval().requires_grad_(False)
+
+
+# --- section 1: the kernel ------------------------------------------------------------------------
+
+
+def bench_kernel(options: BenchOptions, device: torch.device, *, compile_reference: bool) -> list[dict[str, Any]]:
+    """Rows (variant, pass, ms, GB/s, vs reference) for QK-norm + RoPE at the preset's full-context shapes."""
+    config = preset(options.preset)
+    shapes = context_shapes(options, config.in_channels)
+    frames = shapes["cond"][2] + shapes["z"][2]
+    grid = shapes["z"][-1] // config.patch_size
+    seq_len = frames * grid * grid
+    heads, kv_heads, head_dim = config.num_heads, config.num_kv_heads, config.head_dim
+    gen = torch.Generator(device).manual_seed(options.seed)
+    dtype = torch.bfloat16
+    q = torch.randn(1, seq_len, heads * head_dim, device=device, dtype=dtype, generator=gen)
+    k = torch.randn(1, seq_len, kv_heads * head_dim, device=device, dtype=dtype, generator=gen)
+    qw = 1 + 0.1 * torch.randn(heads * head_dim, device=device, dtype=dtype, generator=gen)
+    kw = 1 + 0.1 * torch.randn(kv_heads * head_dim, device=device, dtype=dtype, generator=gen)
+    cos, sin = rope_tables(frames, grid, grid, head_dim, device=device)
+    size = (q.numel() + k.numel()) * q.element_size()
+    kwargs = dict(num_heads=heads, num_kv_heads=kv_heads, eps=config.norm_eps)
+
+    variants: dict[str, Callable] = {"reference (eager)": qk_norm_rope_reference}
+    if compile_reference:
+        variants["reference (torch.compile)"] = torch.compile(qk_norm_rope_reference, dynamic=False)
+    if triton_available():
+        from kernels.qk_norm_rope_triton import qk_norm_rope_triton
+
+        variants["fused (triton)"] = qk_norm_rope_triton
+
+    rows, baseline = [], {}
+    expected = qk_norm_rope_reference(q.float(), k.float(), qw.float(), kw.float(), cos, sin, **kwargs)
+    for name, fn in variants.items():
+        inputs = [t.detach().requires_grad_() for t in (q, k, qw, kw)]
+        start = time.perf_counter()
+        out = fn(*inputs, cos, sin, **kwargs)  # first call: compiles where there is something to compile
+        grads = [torch.randn_like(o) for o in out]
+        torch.autograd.grad(out, inputs, grads)
+        _sync(device)
+        first_s = time.perf_counter() - start
+        error = max(relative_error(a, b) for a, b in zip(out, expected))
+        with torch.no_grad():
+            fwd = time_kernel_ms(lambda: fn(q, k, qw, kw, cos, sin, **kwargs), device)
+        out = fn(*inputs, cos, sin, **kwargs)
+        bwd = time_kernel_ms(lambda: torch.autograd.grad(out, inputs, grads, retain_graph=True), device)
+        for pass_name, ms, moved in (("forward", fwd, 2 * size), ("backward", bwd, 3 * size)):
+            baseline.setdefault(pass_name, ms)
+            rows.append({
+                "variant": name, "pass": pass_name, "ms": ms, "GB/s": moved / (ms * 1e-3) / GB,
+                "speedup": baseline[pass_name] / ms, "first_call_s": first_s, "rel_error_vs_fp32": error,
+            })
+    return rows
+
+
+# --- sections 2 and 3: the model ------------------------------------------------------------------
+
+
+def bench_model(options: BenchOptions, model: nn.Module, device: torch.device) -> dict[str, list[dict[str, Any]]]:
+    """Forward and sampling rows for the variants eager-reference, eager-fused, compiled, CUDA graphs.
+
+    Compiles ``model``'s blocks in place when ``options.compile`` (so the eager variants run first).
+    """
+    dtype = next(model.parameters()).dtype
+    shapes = context_shapes(options, model.config.in_channels)
+    gen = torch.Generator(device).manual_seed(options.seed + 1)
+    z = torch.randn(shapes["z"], device=device, dtype=dtype, generator=gen)
+    cond = torch.randn(shapes["cond"], device=device, dtype=dtype, generator=gen)
+    null = null_context_from_cond(cond)
+    t = torch.full((1,), 0.7, device=device, dtype=dtype)
+    sampler = EulerSampler()
+    if options.steps != sampler.default_steps:
+        sampler = EulerSampler(schedule="uniform", default_steps=options.steps)
+
+    def sample(denoiser: nn.Module) -> Tensor:
+        with torch.no_grad():
+            return sampler.sample(denoiser, z, cond, null_cond=null, guidance_scale=options.guidance_scale)
+
+    def forward(denoiser: nn.Module) -> Tensor:
+        with torch.no_grad():
+            return denoiser(z, t, cond)
+
+    forward_rows, sampling_rows, outputs = [], [], []
+
+    def record(name: str, denoiser: nn.Module, backend: str, *, first_image: bool = False) -> None:
+        with kernels_backend(backend):
+            start = time.perf_counter()
+            outputs.append(sample(denoiser))  # warm-up; for the fast paths also compile and capture
+            _sync(device)
+            first_s = time.perf_counter() - start
+            fwd_ms = time_call_ms(lambda: forward(denoiser), device, reps=5)
+            sample_ms = time_call_ms(lambda: sample(denoiser), device, reps=2, warmup=0)
+        forward_rows.append({"variant": name, "ms": fwd_ms})
+        sampling_rows.append({"variant": name, "ms": sample_ms, "first_image_s": first_s if first_image else None})
+
+    record("eager, reference kernels", model, "torch")
+    if triton_available() and device.type == "cuda":
+        record("eager, fused kernel", model, "auto")
+    if options.compile:
+        compile_blocks(model)
+        record("regional compile", model, "auto", first_image=True)
+    if options.cuda_graphs and device.type == "cuda":
+        name = "CUDA graphs" + (" + regional compile" if options.compile else "")
+        record(name, CUDAGraphDenoiser(model), "auto", first_image=True)
+    # Ratios against the first (eager, reference) variant; outputs compared with it too.
+    for rows in (forward_rows, sampling_rows):
+        for row in rows:
+            row["speedup"] = rows[0]["ms"] / row["ms"]
+    for row, out in zip(sampling_rows, outputs):
+        row["rel_error_vs_eager_reference"] = relative_error(out, outputs[0])
+    return {"forward": forward_rows, "sampling": sampling_rows}
+
+
+# --- the whole run --------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The printed tables of a ``run_benchmark`` report."""
+    parts = [f"device: {report['device']}  torch {report['torch']}  triton {report['triton']}"]
+    kernel_cols = ["variant", "pass", "ms", "GB/s", "speedup", "first_call_s", "rel_error_vs_fp32"]
+    parts += ["", "QK RMSNorm + 3D RoPE, " + report["kernel_shapes"],
+              format_table(kernel_cols, [[_fmt(r[c]) for c in kernel_cols] for r in report["kernel"]])]
+    if "forward" in report:
+        parts += ["", f"J-DiT forward ({report['model_shapes']})",
+                  format_table(["variant", "ms", "speedup"],
+                               [[_fmt(r[c]) for c in ("variant", "ms", "speedup")] for r in report["forward"]])]
+        cols = ["variant", "ms", "speedup", "first_image_s", "rel_error_vs_eager_reference"]
+        parts += ["", f"{report['options']['steps']} Euler steps with CFG {report['options']['guidance_scale']}",
+                  format_table(cols, [[_fmt(r[c]) for c in cols] for r in report["sampling"]])]
+    return "\n".join(parts)
+
+
+def run_benchmark(options: BenchOptions) -> dict[str, Any]:
+    """Runs the sections ``options`` asks for on the current CUDA device; returns the JSON-ready report."""
+    if not torch.cuda.is_available():
+        raise LavinError("this benchmark needs a CUDA GPU (torch.cuda.is_available() is False); nothing was measured")
+    device = torch.device("cuda")
+    config = preset(options.preset)
+    shapes = context_shapes(options, config.in_channels)
+    tokens = (shapes["cond"][2] + 1) * (shapes["z"][-1] // config.patch_size) ** 2
+    report: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(device),
+        "torch": torch.__version__,
+        "triton": __import__("triton").__version__ if triton_available() else None,
+        "options": attrs.asdict(options),
+        "kernel_shapes": f"{tokens} tokens, {config.num_heads}/{config.num_kv_heads} heads x {config.head_dim}, bf16",
+        "model_shapes": f"{options.preset}, {options.image_size}x{options.image_size}, {options.pairs} pairs, "
+        f"{tokens} tokens",
+    }
+    report["kernel"] = bench_kernel(options, device, compile_reference=options.compile)
+    if options.model_sections:
+        model = build_model(options, device, torch.bfloat16)
+        report.update(bench_model(options, model, device))
+        report["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / GB
+    return report
+
+
+def write_report(report: dict[str, Any], path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
