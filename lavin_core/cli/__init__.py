@@ -18,6 +18,7 @@ COMMANDS = (
     "lavin_core.cli.run",
     "lavin_core.cli.train",
     "lavin_core.cli.plot_loss",
+    "lavin_core.cli.bench_gpu",
     "lavin_core.cli.cache",
 )
 
