@@ -85,7 +85,7 @@ def folder_images(url: str) -> ArrayImages:
         if not fs.isdir(root):
             raise FileNotFoundError(f"image folder {url!r} does not exist")
         names = sorted(p for p in fs.ls(root, detail=False) if p.lower().endswith(IMAGE_SUFFIXES))
-        return [_read_rgb(data) for data in fs.cat(names).values()] if names else []
+        return [_read_rgb(fs.cat_file(name)) for name in names]
 
     return ArrayImages(load, f"folder {url!r}")
 

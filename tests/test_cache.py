@@ -93,7 +93,7 @@ def test_video_latents_and_local_paths(task, tmp_path):
 
 def test_resume_after_a_kill_encodes_only_what_is_missing(task, tmp_path):
     url, count = str(tmp_path / "killed.zarr"), 24
-    writer = spawn(writer_script(url, count, delay=0.15))
+    writer = spawn(writer_script(url, count, delay=0.3))
     commits = tmp_path / "killed.zarr" / "commits"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(commits.glob("*.json")) if commits.exists() else []) < 4:
