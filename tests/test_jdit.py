@@ -109,6 +109,9 @@ def test_bf16_autocast_close_to_float32():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = model(z, t, cond)
     assert out.dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(z, t, cond).square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     # 1e-2 is the per-op bf16 tolerance; a whole network of bf16 matmuls measures 0.6-1.0e-2 here.
     assert rel(out, ref) < 2e-2
 
@@ -125,6 +128,18 @@ def test_gradient_checkpointing_gives_same_values_and_grads():
     assert torch.equal(loss_a, loss_b)
     for ga, gb in zip(grads_a, grads_b, strict=True):
         torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-7)
+
+
+def test_only_the_unread_last_cond_stream_gets_no_gradient():
+    model = random_jdit().train()
+    model(*inputs()).square().mean().backward()
+    no_grad = {name for name, p in model.named_parameters() if p.grad is None}
+    last = f"blocks.{SMALL.depth - 1}"
+    assert no_grad == {
+        *(f"{last}.joint_attn.cond_{name}.weight" for name in ("q", "qnorm", "proj")),
+        *(f"{last}.cond_mlp.{proj}_proj.weight" for proj in ("gate", "up", "down")),
+    }
+    assert all(p.grad.abs().sum() > 0 for name, p in model.named_parameters() if name not in no_grad)
 
 
 @pytest.mark.parametrize(

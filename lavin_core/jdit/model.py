@@ -55,32 +55,52 @@ class JointAttention(nn.Module):
             self.add_module(f"{stream}_knorm", RMSNorm(kv_width, eps=config.norm_eps, affine=True))
             self.add_module(f"{stream}_proj", nn.Linear(q_width, hidden, bias=False))
 
-    def _qkv(self, stream: str, h: Tensor, rope: Rope) -> tuple[Tensor, Tensor, Tensor]:
-        """Tokens ``(B, L, hidden)`` -> q ``(B, L, H, D)``, k and v ``(B, L, H_kv, D)``, q/k normed and rotated."""
-        cfg, m = self.config, self._modules
-        q, k = qk_norm_rope(
-            m[f"{stream}_q"](h),
-            m[f"{stream}_k"](h),
-            m[f"{stream}_qnorm"].weight,
-            m[f"{stream}_knorm"].weight,
-            *rope,
-            num_heads=cfg.num_heads,
-            num_kv_heads=cfg.num_kv_heads,
-            eps=cfg.norm_eps,
-        )
-        v = m[f"{stream}_v"](h).unflatten(-1, (cfg.num_kv_heads, cfg.head_dim))
+    def _qkv(self, stream: str, h: Tensor, rope: Rope, *, need_q: bool) -> tuple[Tensor | None, Tensor, Tensor]:
+        """Tokens ``(B, L, hidden)`` -> q ``(B, L, H, D)`` (None if not ``need_q``), k and v ``(B, L, H_kv, D)``.
+
+        q and k are RMS-normed over their whole width, split into heads and rotated.
+        """
+        cfg = self.config
+        k = getattr(self, f"{stream}_k")(h)
+        k_weight = getattr(self, f"{stream}_knorm").weight
+        if need_q:
+            q, k = qk_norm_rope(
+                getattr(self, f"{stream}_q")(h),
+                k,
+                getattr(self, f"{stream}_qnorm").weight,
+                k_weight,
+                *rope,
+                num_heads=cfg.num_heads,
+                num_kv_heads=cfg.num_kv_heads,
+                eps=cfg.norm_eps,
+            )
+        else:
+            # The kernel takes q and k together; k stands in for q (k is the narrow one).
+            q, (_, k) = None, qk_norm_rope(
+                k, k, k_weight, k_weight, *rope, num_heads=cfg.num_kv_heads, num_kv_heads=cfg.num_kv_heads,
+                eps=cfg.norm_eps,
+            )
+        v = getattr(self, f"{stream}_v")(h).unflatten(-1, (cfg.num_kv_heads, cfg.head_dim))
         return q, k, v
 
-    def forward(self, cond: Tensor, x: Tensor, rope_cond: Rope, rope_x: Rope) -> tuple[Tensor, Tensor]:
-        """cond ``(B, N, hidden)``, x ``(B, M, hidden)`` -> the same shapes."""
-        qc, kc, vc = self._qkv("cond", cond, rope_cond)
-        qx, kx, vx = self._qkv("x", x, rope_x)
+    def forward(
+        self, cond: Tensor, x: Tensor, rope_cond: Rope, rope_x: Rope, *, need_cond: bool = True
+    ) -> tuple[Tensor | None, Tensor]:
+        """cond ``(B, N, hidden)``, x ``(B, M, hidden)`` -> the same shapes.
+
+        Without ``need_cond`` only the target tokens query (the conditional ones still serve as
+        keys and values) and cond comes back as None.
+        """
+        qc, kc, vc = self._qkv("cond", cond, rope_cond, need_q=need_cond)
+        qx, kx, vx = self._qkv("x", x, rope_x, need_q=True)
         out = attention(
-            torch.cat((qc, qx), dim=1),
+            torch.cat((qc, qx), dim=1) if need_cond else qx,
             torch.cat((kc, kx), dim=1),
             torch.cat((vc, vx), dim=1),
             backend=self.config.attention_backend,
-        ).flatten(2)  # (B, N + M, H * D)
+        ).flatten(2)  # (B, N + M or M, H * D)
+        if not need_cond:
+            return None, self.x_proj(out)
         out_cond, out_x = out.split((cond.shape[1], x.shape[1]), dim=1)
         return self.cond_proj(out_cond), self.x_proj(out_x)
 
@@ -109,16 +129,34 @@ class JDiTBlock(nn.Module):
         return s1, g1.tanh(), s2, g2.tanh()
 
     def forward(
-        self, cond: Tensor, x: Tensor, c_cond: Tensor, c_x: Tensor, rope_cond: Rope, rope_x: Rope
-    ) -> tuple[Tensor, Tensor]:
-        """cond ``(B, N, hidden)``, x ``(B, M, hidden)``, conditioning vectors ``(B, hidden)``."""
+        self,
+        cond: Tensor,
+        x: Tensor,
+        c_cond: Tensor,
+        c_x: Tensor,
+        rope_cond: Rope,
+        rope_x: Rope,
+        *,
+        last: bool = False,
+    ) -> tuple[Tensor | None, Tensor]:
+        """cond ``(B, N, hidden)``, x ``(B, M, hidden)``, conditioning vectors ``(B, hidden)``.
+
+        In the ``last`` block nothing reads the conditional stream after attention, so its queries,
+        output projection, residual and MLP are skipped and cond comes back as None. (Their
+        weights exist in the official checkpoint but never receive gradients: DDP needs
+        ``find_unused_parameters=True``.)
+        """
         s1c, g1c, s2c, g2c = self._split(self.cond_modulation, c_cond)
         s1x, g1x, s2x, g2x = self._split(self.x_modulation, c_x)
-        ac, ax = self.joint_attn(self.norm1(cond) * (1 + s1c), self.norm1(x) * (1 + s1x), rope_cond, rope_x)
-        cond = cond + g1c * self.post_norm1(ac)
+        ac, ax = self.joint_attn(
+            self.norm1(cond) * (1 + s1c), self.norm1(x) * (1 + s1x), rope_cond, rope_x, need_cond=not last
+        )
         x = x + g1x * self.post_norm1(ax)
-        cond = cond + g2c * self.post_norm2(self.cond_mlp(self.norm2(cond) * (1 + s2c)))
         x = x + g2x * self.post_norm2(self.x_mlp(self.norm2(x) * (1 + s2x)))
+        if last:
+            return None, x
+        cond = cond + g1c * self.post_norm1(ac)
+        cond = cond + g2c * self.post_norm2(self.cond_mlp(self.norm2(cond) * (1 + s2c)))
         return cond, x
 
 
@@ -235,11 +273,12 @@ class JDiT(PretrainedMixin, Denoiser):
         c_cond, c_x = time + self.prompt_embed, time + self.answer_embed
 
         use_checkpoint = self.config.gradient_checkpointing and self.training and torch.is_grad_enabled()
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
+            args, last = (h_cond, h_x, c_cond, c_x, rope_cond, rope_x), i == len(self.blocks) - 1
             if use_checkpoint:
-                h_cond, h_x = checkpoint(block, h_cond, h_x, c_cond, c_x, rope_cond, rope_x, use_reentrant=False)
+                h_cond, h_x = checkpoint(block, *args, last=last, use_reentrant=False)
             else:
-                h_cond, h_x = block(h_cond, h_x, c_cond, c_x, rope_cond, rope_x)
+                h_cond, h_x = block(*args, last=last)
 
         v = self._unpatchify(self.final_layer(h_x, c_x), frames_x, height, width)
         return (-v if official else v).to(z_t.dtype)
