@@ -172,6 +172,9 @@ class ZarrLatentCache:
         """Example indices that are committed, ascending."""
         return list(self._order)
 
+    def is_committed(self, index: int) -> bool:
+        return index in self._commits
+
     def check_encoder(self, encoder: Encoder, *, encoder_hash: str | None = None) -> None:
         """Raise ``StaleCacheError`` unless the cache was built with exactly this encoder's weights."""
         found = encoder_hash or encoder_fingerprint(encoder)
@@ -386,6 +389,7 @@ def build_cache(
         "count": count,
     }
     cache = _create_or_open(url, attributes, input_latent, target_latent)
+    expected_shapes = (tuple(first.pair.input.shape), tuple(first.pair.target.shape))
     bar = None
     if progress:
         from tqdm import tqdm
@@ -394,9 +398,16 @@ def build_cache(
 
     def flush(batch: list[tuple[int, Any]]) -> None:
         cache.refresh()  # a concurrent writer may have done some of these meanwhile
-        batch = [(i, ex) for i, ex in batch if i not in cache._commits]
+        batch = [(i, ex) for i, ex in batch if not cache.is_committed(i)]
         if not batch:
             return
+        for index, example in batch:
+            shapes = (tuple(example.pair.input.shape), tuple(example.pair.target.shape))
+            if shapes != expected_shapes:
+                raise CacheError(
+                    f"example {index} of {task.name!r} has input/target shapes {shapes} but example 0 has "
+                    f"{expected_shapes}; a cache holds one shape: give the task a size (e.g. --size 64)"
+                )
         inputs = _encode(encoder, [ex.pair.input for _, ex in batch])
         targets = _encode(encoder, [ex.pair.target for _, ex in batch])
         for (index, example), input_latents, target_latents in zip(batch, inputs, targets):

@@ -12,7 +12,7 @@ Sources (the keys of ``tasks``, each with its mix weight; a list means weight 1 
   instance: pixels made on the fly from ``task.examples``;
 - a latent cache (``lavin_core.cache.open_cache``): latents read from Zarr, for the task it caches.
 
-Determinism and sharding (the trainer's scheme, see ``lavin_core.train.data``): the global batch
+Determinism and sharding: the global batch
 of step ``s`` holds samples ``s * batch_size + i``; rank ``r`` of ``world_size`` takes
 ``i = r, r + world_size, ...``. All samples of a step share one task and one number of pairs,
 drawn from ``(seed, s)`` with the mix weights; each sample is a pure function of

@@ -91,6 +91,7 @@ def test_video_latents_and_local_paths(task, tmp_path):
     assert torch.equal(read[1].target, built[1].target)
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_encodes_only_what_is_missing(task, tmp_path):
     url, count = str(tmp_path / "killed.zarr"), 24
     writer = spawn(writer_script(url, count, delay=0.3))
@@ -160,3 +161,18 @@ def test_cli_build_and_info(tmp_path, capsys):
     assert "2 committed of 2" in text and "edges" in text and "STVAE" in text
     assert main(["cache", "build", "--task", "edges", "--count", "2", "--out", out, "--vae", "random:lavin-tiny"]) == 2
     assert "use a new --out URL" in capsys.readouterr().err
+
+
+def test_examples_of_mixed_sizes_are_refused(tmp_path):
+    from io import BytesIO
+
+    from PIL import Image
+
+    for name, size in (("a", 32), ("b", 48)):
+        for role in ("input", "target"):
+            buffer = BytesIO()
+            Image.new("RGB", (size, size), (10, 200, 30)).save(buffer, format="PNG")
+            (tmp_path / f"{name}_{role}.png").write_bytes(buffer.getvalue())
+    task = registry.get_task("folder", path=str(tmp_path))
+    with pytest.raises(CacheError, match="give the task a size"):
+        build_cache(task, PoolEncoder(), "memory://cache-test/mixed.zarr", count=2, batch_size=1)
