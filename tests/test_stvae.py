@@ -204,7 +204,7 @@ def test_the_network_structure_is_causal():
     """
     torch.manual_seed(0)
     vae = STVAE(MINI).eval()
-    for name, module in list(vae.named_modules()):
+    for module in list(vae.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.GroupNorm):
                 setattr(module, child_name, _PerFrameGroupNorm(child))

@@ -65,7 +65,7 @@ def load_vae(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
 ) -> STVAE:
-    """An ``STVAE`` with the official weights at ``path`` (``.pt`` / ``.safetensors``, local or fsspec URL), in eval mode.
+    """An ``STVAE`` in eval mode with the official weights at ``path``: ``.pt`` or ``.safetensors``, local or fsspec.
 
     ``config`` gives the architecture (default: the ``official`` preset, the released network,
     with its latent shift and scale). The model is built on the meta device and takes the file's

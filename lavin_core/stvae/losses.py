@@ -29,10 +29,16 @@ from lavin_core.stvae.posterior import DiagonalGaussian
 # pure loss functions
 
 
+def _check_same_shape(reconstruction: Tensor, target: Tensor) -> None:
+    if reconstruction.shape != target.shape:
+        raise ValueError(
+            f"reconstruction {tuple(reconstruction.shape)} and target {tuple(target.shape)} differ in shape"
+        )
+
+
 def reconstruction_loss(reconstruction: Tensor, target: Tensor, kind: Literal["l1", "mse"] = "l1") -> Tensor:
     """Mean absolute (``"l1"``) or squared (``"mse"``) error between two pixel tensors of one shape."""
-    if reconstruction.shape != target.shape:
-        raise ValueError(f"reconstruction {tuple(reconstruction.shape)} and target {tuple(target.shape)} differ in shape")
+    _check_same_shape(reconstruction, target)
     if kind == "l1":
         return (reconstruction - target).abs().mean()
     if kind == "mse":
@@ -128,8 +134,7 @@ class PerceptualLoss(nn.Module):
 
     def forward(self, reconstruction: Tensor, target: Tensor) -> Tensor:
         """Scalar loss for pixels ``(B, 3, T, H, W)`` (or ``(B, 3, H, W)``) of one shape."""
-        if reconstruction.shape != target.shape:
-            raise ValueError(f"reconstruction {tuple(reconstruction.shape)} and target {tuple(target.shape)} differ in shape")
+        _check_same_shape(reconstruction, target)
         both = self.feature_net(torch.cat([frames_as_images(reconstruction), frames_as_images(target)]))
         both = [both] if isinstance(both, Tensor) else both
         total = sum(feature_distance(*f.chunk(2)).mean() for f in both)

@@ -4,8 +4,11 @@
     latents (B, 16, 1 + k, H/8, W/8) --decoder (spatial norm on the latents)--> pixels
 
 The encoder halves time in its first two stages, the decoder doubles it in its first two (deepest)
-stages; frame 0 is always handled on its own, so an image is a one-frame clip and the first
-latent frame of a clip is the latent of its first frame as an image.
+stages; frame 0 is always handled on its own, so an image is a one-frame clip.
+
+Causality: every convolution and resampling looks only at the current and earlier frames. The
+group norms, as in the authors' network (and CogVideoX), pool their statistics over all frames
+of a clip, so later frames reach earlier outputs through those statistics only.
 """
 
 from __future__ import annotations
