@@ -38,7 +38,7 @@ def test_defaults_follow_the_authors(tmp_path):
         ("model.gradient_checkpointing=1", r"model\.gradient_checkpointing: expected bool"),
         ("optimizer.betas=[0.9]", r"optimizer\.betas: expected a list of 2 values"),
         ("data.min_pairs=9", "min_pairs 9 is larger than max_pairs 8"),
-        ("data.source='cache'", "needs cache ="),
+        ("data.source='cache'", "needs caches ="),
         ("schedulee.decay='cosine'", r"schedulee: unknown key; did you mean 'schedule'"),
     ],
 )

@@ -5,7 +5,7 @@ A config file has one table per section below; every key is optional except ``[t
     [run]        name, seed, steps, stage ("vae" or "dit"), device, log_every
     [model]      preset, vae (trained ST-VAE folder for the dit stage), parallel, gradient_checkpointing
     [tasks]      task name = mix weight, e.g. depth = 1.0
-    [data]       source ("generators", "templates", "cache"), templates, cache, image_size, min/max pairs
+    [data]       source ("generators", "templates", "cache"), templates, caches, image_size, min/max pairs
     [optimizer]  AdamW: lr, betas, weight_decay, eps
     [schedule]   warmup_steps, decay ("constant" or "cosine"), min_lr_ratio
     [train]      batch_size (global), precision, grad_clip, ema_decay, cfg_dropout
@@ -85,8 +85,8 @@ class DataConfig:
     )
     #: Template folders of ``NAME_input.png`` / ``NAME_target.png`` pairs (source = "templates").
     templates: tuple[str, ...] = ()
-    #: Zarr latent cache URL (source = "cache").
-    cache: str = ""
+    #: Zarr latent cache URLs (source = "cache"), one task each (``lavin cache build``).
+    caches: tuple[str, ...] = ()
     #: Pixel height and width of generated examples.
     image_size: int = attrs.field(default=64, validator=_positive_int)
     #: Example pairs per context, drawn uniformly per step (the authors trained with 1 to 8).
@@ -98,8 +98,8 @@ class DataConfig:
             raise ValueError(f"min_pairs {self.min_pairs} is larger than max_pairs {self.max_pairs}")
         if self.source == "templates" and not self.templates:
             raise ValueError('source = "templates" needs templates = ["folder", ...]')
-        if self.source == "cache" and not self.cache:
-            raise ValueError('source = "cache" needs cache = "URL of a Zarr latent cache"')
+        if self.source == "cache" and not self.caches:
+            raise ValueError('source = "cache" needs caches = ["URL of a Zarr latent cache", ...]')
 
 
 @attrs.frozen(kw_only=True)

@@ -1,140 +1,60 @@
-"""Training data: deterministic task contexts for any (seed, step, sample index).
+"""Training data: the ``[data]`` and ``[tasks]`` sections turned into a ``ContextLoader``.
 
-Every sample of the global batch has a global index ``step * batch_size + i``; rank ``r`` of
-``world_size`` takes the indices ``i = r, r + world_size, ...``. What a sample holds is a pure
-function of ``(seed, step, index)``, so a run is the same on one process or many, and the data
-position after a crash is simply the step (nothing to replay).
+The loader (``lavin_core.loader``) makes the batch of any step on any rank as a pure function of
+``(seed, step)``: the global batch of step ``s`` holds samples ``s * batch_size + i`` and rank
+``r`` takes ``i = r, r + world_size, ...``. So a run gives the same data on one process or many,
+and the data position saved in a checkpoint is simply the step.
 
-Within one step all samples share the task and the number of example pairs (they are stacked
-into one batch); both are drawn per step from ``(seed, step)`` with the task mix weights.
+Sources, by ``data.source``:
+
+- ``generators``: the registered tasks named in ``[tasks]``, at ``image_size``;
+- ``templates``: one ``folder`` task per template folder, named after the folder;
+- ``cache``: Zarr latent caches (``lavin cache build``), each holding one task's latents.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-
-import attrs
-import numpy as np
-import torch
-from torch import Tensor
-
-from lavin_core.context import ExamplePair
 from lavin_core.errors import LavinError
-from lavin_core.images import resize
-from lavin_core.train.config import DataConfig
-
-#: ``(task, count, seed) -> count`` example pairs, all of one shape.
-PairSource = Callable[[str, int, int], list[ExamplePair]]
-
-
-def seed_for(*keys: int) -> int:
-    """A well-mixed 63-bit seed from integer keys (numpy's SeedSequence)."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0] >> 1)
+from lavin_core.interfaces import Encoder
+from lavin_core.loader import ContextLoader
+from lavin_core.train.config import TrainConfig
+from lavin_core.train.distributed import DistInfo
 
 
-def generator_for(*keys: int) -> torch.Generator:
-    """A CPU generator seeded from ``keys``, e.g. ``(seed, step, index)``."""
-    return torch.Generator().manual_seed(seed_for(*keys))
-
-
-def rank_indices(step: int, batch_size: int, rank: int, world_size: int) -> list[int]:
-    """The global sample indices of ``step`` that ``rank`` processes."""
-    if batch_size % world_size:
-        raise LavinError(
-            f"train.batch_size {batch_size} must be divisible by the number of ranks {world_size}; "
-            f"use {batch_size - batch_size % world_size or world_size}"
-        )
-    return [step * batch_size + i for i in range(rank, batch_size, world_size)]
-
-
-@attrs.frozen(kw_only=True)
-class StepPlan:
-    """What every sample of one step shares."""
-
-    task: str
-    num_pairs: int
-
-
-def plan_step(seed: int, step: int, tasks: Mapping[str, float], min_pairs: int, max_pairs: int) -> StepPlan:
-    """The task (drawn by mix weight) and pair count (uniform in [min, max]) of ``step``."""
-    rng = np.random.default_rng(seed_for(seed, step, 0x7A5C))
-    names = list(tasks)
-    weights = np.array([tasks[n] for n in names], dtype=np.float64)
-    task = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-    return StepPlan(task=task, num_pairs=int(rng.integers(min_pairs, max_pairs + 1)))
-
-
-@attrs.frozen(kw_only=True)
-class PixelBatch:
-    """A stack of contexts in pixels, each ``(B, 3, T, H, W)``.
-
-    ``pairs``: ``num_pairs`` (input, target) tuples; ``query`` and ``target``: the query input and
-    the target the model must generate for it.
-    """
-
-    task: str
-    pairs: tuple[tuple[Tensor, Tensor], ...]
-    query: Tensor
-    target: Tensor
-    indices: tuple[int, ...]
-
-
-def _fit(pixels: Tensor, size: int) -> Tensor:
-    return pixels if pixels.shape[-2:] == (size, size) else resize(pixels, (size, size))
-
-
-def build_batch(source: PairSource, plan: StepPlan, indices: Sequence[int], *, seed: int, image_size: int) -> PixelBatch:
-    """The contexts of ``indices``: each draws ``num_pairs + 1`` pairs, the last one being the query."""
-    contexts = []
-    for index in indices:
-        pairs = source(plan.task, plan.num_pairs + 1, seed_for(seed, index))
-        contexts.append([(_fit(p.input, image_size), _fit(p.target, image_size)) for p in pairs])
-    stacked = [(torch.stack([c[k][0] for c in contexts]), torch.stack([c[k][1] for c in contexts]))
-               for k in range(plan.num_pairs + 1)]
-    return PixelBatch(task=plan.task, pairs=tuple(stacked[:-1]), query=stacked[-1][0], target=stacked[-1][1],
-                      indices=tuple(indices))
-
-
-def generator_source(task_names: Sequence[str]) -> PairSource:
-    """Pairs from the registered tasks' example generators (``Task.examples``)."""
+def data_sources(config: TrainConfig, *, encoder: Encoder | None = None) -> dict:
+    """``{task or cache: mix weight}`` for the loader; every ``[tasks]`` name must have a source."""
     import registry
 
-    tasks = {name: registry.get_task(name) for name in task_names}
-
-    def source(task: str, count: int, seed: int) -> list[ExamplePair]:
-        return [example.pair for example in tasks[task].examples(count, seed=seed)]
-
-    return source
-
-
-def template_source(folders: Sequence[str], image_size: int) -> tuple[PairSource, list[str]]:
-    """Pairs drawn from template folders, each folder one task named after it; returns (source, names)."""
-    from lavin_core.templates import read_template_folder
-
-    pools = {Path(str(folder).rstrip("/")).name: read_template_folder(folder, size=(image_size, image_size))
-             for folder in folders}
-
-    def source(task: str, count: int, seed: int) -> list[ExamplePair]:
-        pool = pools[task]
-        rng = np.random.default_rng(seed)
-        picks = rng.choice(len(pool), size=count, replace=len(pool) < count)
-        return [pool[int(i)] for i in picks]
-
-    return source, list(pools)
-
-
-def make_source(data: DataConfig, task_names: Sequence[str]) -> PairSource:
-    """The pair source a data config names; checks that every task of the mix exists."""
+    data, size = config.data, config.data.image_size
     if data.source == "generators":
-        return generator_source(task_names)
+        return {registry.get_task(name, size=size): weight for name, weight in config.tasks.items()}
     if data.source == "templates":
-        source, names = template_source(data.templates, data.image_size)
-        missing = sorted(set(task_names) - set(names))
-        if missing:
-            raise LavinError(
-                f"[tasks] names {', '.join(missing)} but the template folders are {', '.join(names)}; "
-                "with source = \"templates\" each task is a folder, named by its last path part"
-            )
-        return source
-    raise LavinError(f'data.source = "{data.source}" has no pixel source; the dit stage reads it directly')
+        found = [registry.get_task("folder", path=folder, size=size) for folder in data.templates]
+    else:
+        from lavin_core.cache import open_cache
+
+        found = [open_cache(url, encoder=encoder) for url in data.caches]
+    by_name = {getattr(source, "task", None) if data.source == "cache" else source.name: source for source in found}
+    missing = sorted(set(config.tasks) - set(by_name))
+    if missing:
+        what = "template folders (named by their last path part)" if data.source == "templates" else "latent caches"
+        raise LavinError(
+            f"[tasks] names {', '.join(missing)} but the {what} hold {', '.join(sorted(by_name)) or 'nothing'}; "
+            "name each task as its source does"
+        )
+    return {by_name[name]: weight for name, weight in config.tasks.items()}
+
+
+def make_loader(config: TrainConfig, info: DistInfo, *, encoder: Encoder | None = None,
+                min_pairs: int | None = None, max_pairs: int | None = None) -> ContextLoader:
+    """This rank's loader; with ``encoder`` every batch holds latents (pixels are encoded in it)."""
+    return ContextLoader(
+        data_sources(config, encoder=encoder),
+        batch_size=config.train.batch_size,
+        min_pairs=min_pairs or config.data.min_pairs,
+        max_pairs=max_pairs or config.data.max_pairs,
+        seed=config.run.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+        encoder=encoder,
+    )

@@ -19,19 +19,17 @@ from torch import Tensor, nn
 from lavin_core.flow import FlowMatchingLoss, LogitNormalTimeSampler, interpolate, target_velocity
 from lavin_core.images import to_uint8
 from lavin_core.jdit import JDiT, preset
+from lavin_core.loader import ContextLoader, mix_seed
 from lavin_core.samplers import EulerSampler, get_schedule, null_context
 from lavin_core.stvae import STVAE
 from lavin_core.train.config import TrainConfig
-from lavin_core.train.data import PixelBatch, build_batch, generator_for, make_source, plan_step, rank_indices
+from lavin_core.train.data import data_sources, make_loader
 from lavin_core.train.distributed import DistInfo
 
-#: Sample grids use the contexts of these global sample indices (far beyond any training step).
-SAMPLE_GRID_INDEX = 2**62
 
-
-def context_latents(pairs: list[tuple[Tensor, Tensor]], query: Tensor) -> Tensor:
-    """The conditional latents ``[in_1, tgt_1, ..., in_N, tgt_N, query]`` joined along time (dim 2)."""
-    return torch.cat([*[frame for pair in pairs for frame in pair], query], dim=2)
+def generator_for(*keys: int) -> torch.Generator:
+    """A CPU generator seeded from integer keys, e.g. ``(seed, step, sample index)``."""
+    return torch.Generator().manual_seed(mix_seed(*keys))
 
 
 def draw_sample_randomness(indices: list[int], seed: int, step: int, shape: tuple[int, ...], cfg_dropout: float
@@ -87,7 +85,7 @@ class DiTObjective(nn.Module):
 
 
 class DiTStage:
-    """Builds the J-DiT, its frozen encoder and data, and computes a step's loss."""
+    """Builds the J-DiT, its frozen encoder and the data, and computes a step's loss."""
 
     name = "dit"
 
@@ -109,43 +107,22 @@ class DiTStage:
         self.model_class = JDiT
         self.model = JDiT(model_config)
         self.objective = DiTObjective(self.model, autocast_dtype=autocast_dtype)
-        self.source = make_source(config.data, list(config.tasks))
-
-    # -- data -----------------------------------------------------------------------------------
-
-    def pixels(self, step: int, indices: list[int] | None = None) -> PixelBatch:
-        c = self.config
-        plan = plan_step(c.run.seed, step, c.tasks, c.data.min_pairs, c.data.max_pairs)
-        if indices is None:
-            indices = rank_indices(step, c.train.batch_size, self.info.rank, self.info.world_size)
-        return build_batch(self.source, plan, indices, seed=c.run.seed, image_size=c.data.image_size)
-
-    @torch.no_grad()
-    def encode(self, batch: PixelBatch) -> tuple[list[tuple[Tensor, Tensor]], Tensor, Tensor]:
-        """Latents of the pairs, the query and the target (posterior means, float32)."""
-        device = self.info.device
-        inputs = torch.cat([*[p[0] for p in batch.pairs], batch.query]).to(device)
-        targets = torch.cat([*[p[1] for p in batch.pairs], batch.target]).to(device)
-        size = batch.query.shape[0]
-        z_in = self.vae.encode(inputs).float().split(size)
-        z_tgt = self.vae.encode(targets).float().split(size)
-        pairs = list(zip(z_in[:-1], z_tgt[:-1]))
-        return pairs, z_in[-1], z_tgt[-1]
+        # Every batch comes out as latents: pixel sources are encoded by the frozen ST-VAE in the
+        # loader, caches are checked against it.
+        self.loader = make_loader(config, info, encoder=self.vae)
 
     # -- the step -------------------------------------------------------------------------------
 
     def loss(self, objective: nn.Module, step: int) -> tuple[Tensor, dict[str, float]]:
         """This rank's mean loss for ``step`` (its share of the global batch) and metrics to log."""
         c = self.config
-        batch = self.pixels(step)
-        pairs, query, target = self.encode(batch)
-        cond = context_latents(pairs, query)
-        null_cond = null_context(query)
+        batch = self.loader.batch(step)
+        device = self.info.device
+        cond, query, target = batch.cond().to(device).float(), batch.query.to(device).float(), batch.target.to(device).float()
         t, noise, drop = draw_sample_randomness(list(batch.indices), c.run.seed, step, tuple(target.shape[1:]),
                                                 c.train.cfg_dropout)
-        device = self.info.device
-        losses = objective(target, cond, null_cond, t.to(device), noise.to(device), drop.to(device))
-        return losses.mean(), {"num_pairs": float(len(pairs))}
+        losses = objective(target, cond, null_context(query), t.to(device), noise.to(device), drop.to(device))
+        return losses.mean(), {"num_pairs": float(batch.num_pairs)}
 
     # -- sample grids ---------------------------------------------------------------------------
 
@@ -153,32 +130,30 @@ class DiTStage:
     def sample_grid(self, model: nn.Module, step: int, path: Path) -> None:
         """Write a PNG with one row per context: pairs | query | prediction | ground truth.
 
-        Every rank must call it (the EMA model may be sharded); rank 0 writes the file.
+        The contexts are the same at every call (drawn with another seed than training). Every
+        rank must call it (the EMA model may be sharded); rank 0 writes the file.
         """
         c = self.config
         num_pairs = min(max(c.data.min_pairs, 2), c.data.max_pairs)
-        first_task = next(iter(c.tasks))
-        plan = plan_step(c.run.seed, 0, {first_task: 1.0}, num_pairs, num_pairs)
-        # Fixed contexts, from indices training never reaches, so that grids compare over time.
-        batch = build_batch(self.source, plan, [SAMPLE_GRID_INDEX + i for i in range(c.samples.count)],
-                            seed=c.run.seed, image_size=c.data.image_size)
-        pairs, query, target = self.encode(batch)
-        cond = context_latents(pairs, query)
-        noise = torch.randn(target.shape, generator=generator_for(c.run.seed, 0x5A)).to(self.info.device)
+        grid_loader = ContextLoader(
+            data_sources(c, encoder=self.vae), batch_size=c.samples.count, min_pairs=num_pairs, max_pairs=num_pairs,
+            seed=mix_seed(c.run.seed, 0x5A), encoder=self.vae,
+        )
+        batch = grid_loader.batch(0)
+        device = self.info.device
+        cond, query, target = batch.cond().to(device).float(), batch.query.to(device).float(), batch.target.to(device).float()
+        noise = torch.randn(target.shape, generator=generator_for(c.run.seed, 0x5A)).to(device)
         was_training = model.training
         model.eval()
         sampler = EulerSampler(schedule=_grid_schedule(c.samples.num_steps))
         latents = sampler.sample(model, noise, cond, null_cond=null_context(query),
                                  guidance_scale=c.samples.guidance_scale, num_steps=c.samples.num_steps)
         model.train(was_training)
-        prediction = self.vae.decode(latents).cpu()
         if not self.info.is_main:
             return
-        rows = []
-        for i in range(c.samples.count):
-            cells = [*[frame[i] for pair in batch.pairs for frame in pair], batch.query[i], prediction[i], batch.target[i]]
-            # The first frame of each cell, side by side: (H, W * cells, 3).
-            rows.append(torch.cat([torch.from_numpy(to_uint8(cell)[0]) for cell in cells], dim=1))
+        cells = [*[x for pair in batch.pairs for x in pair], batch.query, latents, batch.target]
+        pixels = [self.vae.decode(x.to(device)).cpu() for x in cells]  # each (B, 3, T, H, W)
+        rows = [torch.cat([torch.from_numpy(to_uint8(p[i])[0]) for p in pixels], dim=1) for i in range(c.samples.count)]
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(torch.cat(rows, dim=0).numpy()).save(path)
 

@@ -24,7 +24,6 @@ from lavin_core.errors import LavinError
 from lavin_core.train import distributed as dist_utils
 from lavin_core.train.checkpointing import CheckpointManager, export_pretrained, full_model_state, latest_checkpoint
 from lavin_core.train.config import TrainConfig, dump_toml
-from lavin_core.train.data import rank_indices
 from lavin_core.train.ema import EMA
 from lavin_core.train.metrics import MetricsLogger
 
@@ -101,7 +100,6 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
     if latest is not None and not resume:
         raise TrainingError(f"{run_dir} already holds checkpoints (latest {latest.name}); pass --resume to "
                             "continue that run, or choose another --out")
-    rank_indices(0, config.train.batch_size, info.rank, info.world_size)  # checks divisibility
     seed_everything(config.run.seed)
     stage = build_stage(config, info)
     model = stage.model.to(info.device)

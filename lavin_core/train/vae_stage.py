@@ -9,14 +9,14 @@ its own AdamW and steps after the autoencoder, on detached reconstructions, once
 
 from __future__ import annotations
 
-import attrs
 import torch
 from torch import Tensor, nn
 
 from lavin_core.stvae import STVAE, get_preset
 from lavin_core.stvae.losses import LossWeights, PatchDiscriminator3D, STVAELoss, hinge_discriminator_loss
 from lavin_core.train.config import TrainConfig
-from lavin_core.train.data import build_batch, generator_for, make_source, plan_step, rank_indices
+from lavin_core.train.data import make_loader
+from lavin_core.train.dit_stage import generator_for
 from lavin_core.train.distributed import DistInfo, choose_parallel, parallelize, unwrap
 
 
@@ -58,17 +58,17 @@ class VAEStage:
             self.discriminator, choose_parallel(self.discriminator, config.model.parallel, info), info)
         self.discriminator_optimizer = torch.optim.AdamW(
             self.parallel_discriminator.parameters(), lr=vc.discriminator_lr, betas=(0.5, 0.9))
-        self.source = make_source(config.data, list(config.tasks))
+        # One pair per context is the loader's minimum; its query input and target are the images.
+        self.loader = make_loader(config, info, min_pairs=1, max_pairs=1)
         self._last_reconstruction: tuple[Tensor, Tensor] | None = None
 
     def pixels(self, step: int) -> Tensor:
         """This rank's pixels for ``step``: the query inputs and targets, ``(2B, 3, T, H, W)``."""
-        c = self.config
-        plan = attrs.evolve(plan_step(c.run.seed, step, c.tasks, 1, 1), num_pairs=0)
-        indices = rank_indices(step, c.train.batch_size, self.info.rank, self.info.world_size)
-        batch = build_batch(self.source, plan, indices, seed=c.run.seed, image_size=c.data.image_size)
+        batch = self.loader.batch(step)
+        if batch.latent:
+            raise ValueError('the vae stage trains on pixels; use data.source = "generators" or "templates"')
         pixels = torch.cat([batch.query, batch.target]) if batch.query.shape == batch.target.shape else batch.query
-        if step < c.vae.image_steps:
+        if step < self.config.vae.image_steps:
             pixels = pixels[:, :, :1]  # the image stage
         return pixels.to(self.info.device)
 
