@@ -15,7 +15,6 @@ from typing import Literal
 import attrs
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 # ---------------------------------------------------------------------------------------------
 # the path

@@ -141,7 +141,7 @@ def test_batched_queries_of_mixed_shapes_come_back_in_order():
         assert prediction.shape == context.query.shape
         assert rel(prediction, expected(context, 1.5)) < 1e-5
     with pytest.raises(ValueError, match="different shapes"):
-        out.prediction
+        _ = out.prediction
     # Inputs and queries of one shape are encoded together, not one by one.
     assert max(encoder.batches) >= 3
 
@@ -189,7 +189,7 @@ def test_callback_progress_and_latent_output():
     assert steps == [(0, pytest.approx(2 / 3), (1, 12, 1, 4, 4)), (1, pytest.approx(1 / 3), (1, 12, 1, 4, 4)), (2, 0.0, (1, 12, 1, 4, 4))]
     assert out.predictions == () and out.latents[0].shape == (12, 1, 4, 4)
     with pytest.raises(ValueError, match="output_type='latent'"):
-        out.prediction
+        _ = out.prediction
 
 
 def test_outputs_as_pil_and_arrays():
