@@ -35,7 +35,9 @@ from lavin_core.interfaces import Denoiser
 
 def _require_cuda(what: str) -> None:
     if not torch.cuda.is_available():
-        raise LavinError(f"{what} needs a CUDA GPU and torch.cuda.is_available() is False; use the model as is on this machine")
+        raise LavinError(
+            f"{what} needs a CUDA GPU and torch.cuda.is_available() is False; use the model as is on this machine"
+        )
 
 
 def prepare_for_inference(model: nn.Module, *, dtype: torch.dtype = torch.bfloat16, device: str = "cuda") -> nn.Module:
@@ -52,7 +54,9 @@ def compile_blocks(model: nn.Module, **compile_options: Any) -> nn.Module:
     """
     blocks = getattr(model, "blocks", None)
     if not isinstance(blocks, nn.ModuleList):
-        raise ValueError(f"compile_blocks wants a model with a ModuleList `blocks` (a JDiT), got {type(model).__name__}")
+        raise ValueError(
+            f"compile_blocks wants a model with a ModuleList `blocks` (a JDiT), got {type(model).__name__}"
+        )
     compile_options.setdefault("dynamic", False)
     for block in blocks:
         block.compile(**compile_options)

@@ -76,7 +76,8 @@ def check_qk_inputs(
         )
     if cos.dim() != 2 or cos.shape != sin.shape or cos.shape[0] != q.shape[1]:
         raise ValueError(
-            f"cos and sin must both be (L, head_dim) with L = {q.shape[1]}; got {tuple(cos.shape)} and {tuple(sin.shape)}"
+            f"cos and sin must both be (L, head_dim) with L = {q.shape[1]}; "
+            f"got {tuple(cos.shape)} and {tuple(sin.shape)}"
         )
     head_dim = cos.shape[1]
     if head_dim % 6:

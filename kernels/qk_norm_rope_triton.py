@@ -84,7 +84,7 @@ def _forward_row(x_ptr, out_ptr, w_ptr, cos_ptr, sin_ptr, eps,
     p = tl.arange(0, P_BLOCK)[:, None]
     s = tl.arange(0, S_BLOCK)[None, :]
     mask = (p < PAIRS) & (s < HALF)
-    head_dim: tl.constexpr = 6 * HALF
+    head_dim = 6 * HALF
     x1, x2 = _load_halves(x_ptr, head_dim, p, s, mask, HALF)
     rstd = tl.rsqrt((_total(x1 * x1) + _total(x2 * x2)) / (PAIRS * 2 * HALF) + eps)
     w1, w2 = _load_halves(w_ptr, head_dim, p, s, mask, HALF)
@@ -120,8 +120,8 @@ def _backward_row(x_ptr, g_ptr, g_head_stride, dx_ptr, w_ptr, cos_ptr, sin_ptr, 
     p = tl.arange(0, P_BLOCK)[:, None]
     s = tl.arange(0, S_BLOCK)[None, :]
     mask = (p < PAIRS) & (s < HALF)
-    head_dim: tl.constexpr = 6 * HALF
-    width: tl.constexpr = PAIRS * 2 * HALF
+    head_dim = 6 * HALF
+    width = PAIRS * 2 * HALF
     x1, x2 = _load_halves(x_ptr, head_dim, p, s, mask, HALF)
     g1, g2 = _load_halves(g_ptr, g_head_stride, p, s, mask, HALF)
     w1, w2 = _load_halves(w_ptr, head_dim, p, s, mask, HALF)
@@ -188,22 +188,38 @@ def _blocks(num_heads: int, num_kv_heads: int, head_dim: int) -> dict[str, int]:
     )
 
 
-def _num_warps(blocks: dict[str, int]) -> int:
-    """About 16 values of the larger tile per thread: memory-bound, so keep enough loads in flight."""
-    tile = blocks["Q_BLOCK"] * blocks["S_BLOCK"]
-    return max(1, min(16, tile // (32 * 16)))
+# Decided when the kernels were decorated (see the module docstring).
+_INTERPRETED = not isinstance(_forward_kernel, JITFunction)
+
+
+def _autotuned(kernel, warps: tuple[int, ...]):
+    """On a GPU the kernel times each ``num_warps`` at its first call per shape and keeps the fastest.
+
+    The register pressure (the compiled backward holds about 250 registers a thread at 4 warps,
+    from the padded 128 x 16 tiles of the 3.4B widths) decides occupancy, so this is measured, not
+    guessed. The interpreter has nothing to time: it gets the plain kernel.
+    """
+    if _INTERPRETED:
+        return kernel
+    configs = [triton.Config({}, num_warps=w) for w in warps]
+    return triton.autotune(configs=configs, key=["Q_PAIRS", "K_PAIRS", "HALF"])(kernel)
+
+
+_forward_launch = _autotuned(_forward_kernel, (4, 8, 16))
+_backward_launch = _autotuned(_backward_kernel, (4, 8, 16))
 
 
 @functools.cache
 def _backward_programs(device: torch.device) -> int:
-    """Programs of the persistent backward: a few per SM on a GPU, a handful in the interpreter."""
+    """Programs of the persistent backward: two per SM on a GPU (what its registers let stay resident
+    at once), a handful in the interpreter. Each writes one row of weight-gradient partial sums."""
     if device.type == "cuda":
-        return 4 * torch.cuda.get_device_properties(device).multi_processor_count
+        return 2 * torch.cuda.get_device_properties(device).multi_processor_count
     return 4
 
 
 def _check_device(q: Tensor) -> None:
-    if q.device.type != "cuda" and isinstance(_forward_kernel, JITFunction):
+    if q.device.type != "cuda" and not _INTERPRETED:
         raise ValueError(
             f"the Triton qk_norm_rope kernel got a {q.device.type} tensor; it runs on CUDA, or on the CPU "
             "only with TRITON_INTERPRET=1 set before kernels.qk_norm_rope_triton is imported"
@@ -230,10 +246,10 @@ def qk_norm_rope_forward(
     if q_out.numel() == 0:
         return q_out, k_out
     blocks = _blocks(num_heads, num_kv_heads, head_dim)
-    _forward_kernel[(batch * seq_len,)](
+    _forward_launch[(batch * seq_len,)](
         q, k, q_weight.contiguous(), k_weight.contiguous(), cos, sin, q_out, k_out,
         seq_len, q.stride(0), q.stride(1), k.stride(0), k.stride(1), eps,
-        **blocks, num_warps=_num_warps(blocks),
+        **blocks,
     )
     return q_out, k_out
 
@@ -269,12 +285,12 @@ def qk_norm_rope_backward(
     dkw = torch.zeros(programs, k.shape[-1], device=q.device, dtype=torch.float32)
     if rows > 0:
         blocks = _blocks(num_heads, num_kv_heads, head_dim)
-        _backward_kernel[(programs,)](
+        _backward_launch[(programs,)](
             q, k, q_weight.contiguous(), k_weight.contiguous(), cos, sin, grad_q, grad_k, dq, dk, dqw, dkw,
             rows, seq_len, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
             grad_q.stride(0), grad_q.stride(1), grad_q.stride(2),
             grad_k.stride(0), grad_k.stride(1), grad_k.stride(2), eps,
-            **blocks, num_warps=_num_warps(blocks),
+            **blocks,
         )
     return dq, dk, dqw.sum(0).to(q_weight.dtype), dkw.sum(0).to(k_weight.dtype)
 
@@ -316,5 +332,7 @@ def qk_norm_rope_triton(
     """The fused path, same signature and result as ``qk_norm_rope_reference``."""
     check_qk_inputs(q, k, q_weight, k_weight, cos, sin, num_heads=num_heads, num_kv_heads=num_kv_heads)
     if cos.requires_grad or sin.requires_grad:
-        raise ValueError("the Triton qk_norm_rope kernel treats cos/sin as constants; detach them or use backend='torch'")
+        raise ValueError(
+            "the Triton qk_norm_rope kernel treats cos/sin as constants; detach them or use backend='torch'"
+        )
     return QKNormRope.apply(q, k, q_weight, k_weight, cos, sin, num_heads, num_kv_heads, float(eps))
