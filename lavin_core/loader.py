@@ -117,18 +117,19 @@ class _Without(Sequence):
         return index if index < self.skip else index + 1
 
 
-def _from_pool(pool: Sequence, num_pairs: int, rng: np.random.Generator, sampler: PromptSampler) -> tuple[list[int], int]:
-    """Positions in ``pool`` (items with ``.input`` and ``.target``) of the chosen pairs and of the query."""
+def _from_pool(pool: Sequence, num_pairs: int, rng: np.random.Generator, sampler: PromptSampler) -> tuple[list[int], int, Any]:
+    """Positions in ``pool`` (items with ``.input`` and ``.target``) of the chosen pairs and of the query,
+    and the query item (read once: a cache read costs I/O)."""
     if len(pool) < num_pairs + 1:
         raise LavinError(
             f"a pool of {len(pool)} examples cannot give a query and {num_pairs} pairs; "
             f"use a larger pool (pool_size / cache count) or max_pairs <= {max(len(pool) - 1, 0)}"
         )
     skip = int(rng.integers(len(pool)))
-    rest = _Without(pool, skip)
+    query, rest = pool[skip], _Without(pool, skip)
     generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    chosen = sampler.select(rest, pool[skip].input, num_pairs, generator=generator)
-    return [rest.position(i) for i in chosen], skip
+    chosen = sampler.select(rest, query.input, num_pairs, generator=generator)
+    return [rest.position(i) for i in chosen], skip, query
 
 
 class _TaskSource:
@@ -153,7 +154,7 @@ class _TaskSource:
             pairs, query = examples[:-1], examples[-1]
         else:
             pool = self.pool()
-            chosen, skip = _from_pool([e.pair for e in pool], num_pairs, rng, sampler)
+            chosen, skip, _ = _from_pool([e.pair for e in pool], num_pairs, rng, sampler)
             pairs, query = [pool[i] for i in chosen], pool[skip]
         return _Sample(
             pairs=[(e.pair.input, e.pair.target) for e in pairs],
@@ -171,8 +172,8 @@ class _CacheSource:
         self.cache, self.name = cache, cache.task
 
     def sample(self, num_pairs: int, sample_seed: int, rng: np.random.Generator, sampler: PromptSampler) -> _Sample:
-        chosen, skip = _from_pool(self.cache, num_pairs, rng, sampler)
-        pairs, query = [self.cache[i] for i in chosen], self.cache[skip]
+        chosen, _, query = _from_pool(self.cache, num_pairs, rng, sampler)
+        pairs = [self.cache[i] for i in chosen]
         return _Sample(
             pairs=[(p.input, p.target) for p in pairs],
             query=(query.input, query.target),
