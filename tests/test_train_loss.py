@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
+from lavin_core.cache import StaleCacheError, build_cache
+from lavin_core.stvae import STVAE
 from lavin_core.train.config import load_config
 from lavin_core.train.metrics import read_metrics
 from lavin_core.train.plot import plot_loss
@@ -24,3 +27,26 @@ def test_tiny_jdit_learns_the_toy_task(tmp_path):
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
     assert last < 0.6 * first, losses
     assert plot_loss(tmp_path / "run").stat().st_size > 0
+
+
+def test_dit_trains_from_a_latent_cache_built_with_its_encoder(tmp_path):
+    import registry
+
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    task = registry.get_task("folder", path=str(tmp_path / "invert"), size=32)
+    vae = STVAE.from_pretrained(str(tmp_path / "vae"))
+    build_cache(task, vae, str(tmp_path / "invert.zarr"), count=6)
+    overrides = ["run.steps=2", "data.source='cache'", f"data.caches=['{(tmp_path / 'invert.zarr').as_posix()}']",
+                 "data.max_pairs=2"]
+    export = train(load_config(config_path, overrides), tmp_path / "run")
+    assert (export / "model.safetensors").is_file()
+    assert all(r["loss"] > 0 for r in read_metrics(tmp_path / "run"))
+
+    # Latents of another encoder would train the J-DiT on the wrong space: refused before any step.
+    other_vae = tmp_path / "other-vae"
+    torch.manual_seed(1)
+    STVAE.from_preset("lavin-tiny").save_pretrained(str(other_vae))
+    with pytest.raises(StaleCacheError, match="was built with encoder"):
+        train(load_config(config_path, [*overrides, f"model.vae='{other_vae.as_posix()}'"]), tmp_path / "run2")
+    assert not (tmp_path / "run2" / "checkpoints").exists()

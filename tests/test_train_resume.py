@@ -64,3 +64,13 @@ def test_resume_with_another_model_shape_names_the_tensors(tmp_path):
     small = load_config(config_path, ["run.steps=2", "data.max_pairs=1", 'model.preset="lavin-small"'])
     with pytest.raises(CheckpointError, match=r"cannot resume from .*step-00000001.*wrong shape"):
         train(small, run, resume=True)
+
+
+def test_a_non_finite_loss_stops_the_run_naming_step_and_checkpoint(tmp_path):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    # An absurd learning rate blows the weights up after the first step.
+    config = load_config(config_path, ["optimizer.lr=1e30", "train.grad_clip=0.0", "checkpoint.every=1",
+                                       "run.steps=4", "data.max_pairs=1"])
+    with pytest.raises(TrainingError, match=r"loss is (nan|inf) at step 1; the last good checkpoint is .*step-00000001"):
+        train(config, tmp_path / "run")
