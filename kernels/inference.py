@@ -4,8 +4,9 @@ compile): bf16 weights, the fused Triton kernels, regional ``torch.compile`` and
     >>> model = prepare_for_inference(JDiT(preset("lavin-3.4b")))    # bf16, eval, on CUDA
     >>> compile_blocks(model)                                        # one block compiled, reused 22x
     >>> fast = CUDAGraphDenoiser(model)                              # one graph per input shape
-    >>> latents = EulerSampler().sample(fast, noise, cond, null_cond=null_context_from_cond(cond),
-    ...                                  guidance_scale=1.5)
+    >>> with prefer_cudnn_attention():
+    ...     latents = EulerSampler().sample(fast, noise, cond, null_cond=null_context_from_cond(cond),
+    ...                                     guidance_scale=1.5)
 
 Why these pieces:
 - The fused QK-norm + RoPE kernel is picked by ``kernels.qk_norm_rope`` on its own on CUDA tensors.
@@ -14,6 +15,9 @@ Why these pieces:
 - CFG without wasted work: the conditional context (``2N + 1`` frames) and the null context
   (``[0, query]``, 2 frames) have different lengths, so ``guided_velocity`` runs them as two calls
   and the null pass costs what its short sequence costs; nothing is padded.
+- Attention is the largest cost, and at head_dim 72 SDPA's cuDNN kernel beats its flash kernel
+  (2.55 ms against 4.15 ms per layer at 10,240 tokens on an H100, GQA 32/8); recent PyTorch no
+  longer tries cuDNN first, so ``prefer_cudnn_attention`` puts it first (falling back in order).
 - CUDA graphs remove the launch overhead that dominates the short null pass. Each distinct input
   shape gets its own graph (two per sampling run: conditional and null), captured after a warm-up
   on a side stream; the RoPE tables are computed inside the capture (``lavin_core.jdit.rope``), so
@@ -24,6 +28,8 @@ Needs a CUDA device; nothing here is exercised by the CPU test suite except the 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -61,6 +67,20 @@ def compile_blocks(model: nn.Module, **compile_options: Any) -> nn.Module:
     for block in blocks:
         block.compile(**compile_options)
     return model
+
+
+@contextlib.contextmanager
+def prefer_cudnn_attention() -> Iterator[None]:
+    """Within the block, SDPA tries cuDNN first, then flash, memory-efficient and math attention.
+
+    Under ``torch.compile`` the choice is made while tracing, so the first (compiling) call must run
+    inside the block too.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    order = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    with sdpa_kernel(order, set_priority=True):
+        yield
 
 
 class CUDAGraphDenoiser(Denoiser):
