@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 import pytest
 from hypothesis import given, settings
@@ -102,3 +104,26 @@ def test_lr_schedule_warms_up_then_stays_within_bounds(step, warmup, ratio):
         else:
             assert ratio - 1e-12 <= factor <= 1.0 + 1e-12
     assert lr_factor(1000, total_steps=1000, warmup_steps=0, decay="cosine", min_lr_ratio=ratio) == pytest.approx(ratio)
+
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    config = load_config(path)
+    assert config.optimizer.lr > 0 and config.tasks
+
+
+def test_tiny_recipe_chains_the_vae_into_the_dit():
+    folder = Path(__file__).parent.parent / "configs"
+    vae, dit = load_config(folder / "tiny-vae.toml"), load_config(folder / "tiny-dit.toml")
+    assert (vae.run.stage, dit.run.stage) == ("vae", "dit")
+    # `lavin train configs/tiny-vae.toml` writes runs/<run.name>/export, which tiny-dit reads.
+    assert dit.model.vae == f"runs/{vae.run.name}/export"
+    assert set(dit.tasks) <= set(vae.tasks)
+
+
+def test_plot_loss_cli_names_a_folder_without_metrics(tmp_path, capsys):
+    assert main(["plot-loss", str(tmp_path)]) == 2
+    assert "no metrics.jsonl" in capsys.readouterr().err

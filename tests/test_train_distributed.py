@@ -1,8 +1,10 @@
-"""A tiny J-DiT trained under torchrun (2 ranks, gloo) equals one process with the same global batch."""
+"""A tiny J-DiT trained under torchrun (2 ranks, gloo) equals one process with the same global batch;
+an FSDP2 run resumed from its checkpoint continues exactly."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -16,7 +18,7 @@ from lavin_core.train.toy import make_toy_workspace
 from lavin_core.train.trainer import seed_everything, train
 
 STEPS = 3
-OVERRIDES = [f"run.steps={STEPS}", f"checkpoint.every={STEPS}", "train.batch_size=4", "train.ema_decay=0.5"]
+OVERRIDES = [f"run.steps={STEPS}", "checkpoint.every=2", "train.batch_size=4", "train.ema_decay=0.5"]
 
 
 def _weights(run_dir, name="model"):
@@ -45,13 +47,7 @@ def single_run(tmp_path_factory):
 def test_two_ranks_match_one_process(single_run, parallel):
     folder, config_path, initial = single_run
     out = folder / parallel
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "lavin_core.train", str(config_path), "--out", str(out), "--set", f'model.parallel="{parallel}"']
-    for override in OVERRIDES:
-        command += ["--set", override]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _torchrun(config_path, out, parallel)
     single, multi = _weights(folder / "single"), _weights(out)
     update = {k: single[k] - initial[k] for k in single}
     assert float(sum(u.double().square().sum() for u in update.values()).sqrt()) > 0.1  # training moved the weights
@@ -62,3 +58,23 @@ def test_two_ranks_match_one_process(single_run, parallel):
     assert _relative(_weights(out, "ema"), _weights(folder / "single", "ema"), _weights(folder / "single", "ema")) < 1e-5
     exported = JDiT.from_pretrained(str(out / "export"))
     assert exported.config == preset("lavin-tiny")
+
+    if parallel == "fsdp":  # sharded weights and optimizer state come back exactly on resume
+        resumed = folder / "fsdp-resumed"
+        shutil.copytree(out, resumed)
+        shutil.rmtree(resumed / "checkpoints" / f"step-{STEPS:08d}")
+        _torchrun(config_path, resumed, parallel, "--resume")
+        for name in ("model", "ema"):
+            a, b = _weights(out, name), _weights(resumed, name)
+            assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def _torchrun(config_path, out, parallel, *extra):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "lavin_core.train", str(config_path), "--out", str(out), "--set", f'model.parallel="{parallel}"',
+               *extra]
+    for override in OVERRIDES:
+        command += ["--set", override]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
