@@ -7,10 +7,11 @@
 # einops, fsspec, safetensors, tqdm, numpy; pytest and hypothesis for the tests). The package need
 # not be installed: the repository root goes on PYTHONPATH. Steps:
 #   1. the kernel tests (tests/test_kernels.py) with TRITON_INTERPRET unset, so the Triton kernels
-#      are compiled for the GPU and compared with the reference on CUDA tensors;
+#      are compiled for the GPU and compared with the reference on CUDA tensors (at most 3 min);
 #   2. the benchmark (`lavin bench-gpu`): the kernel vs the reference vs torch.compile of it, one
 #      3.4B J-DiT forward at 512x512 with 4 pairs, 19 Euler steps with CFG; prints the table and
-#      writes bench_gpu.json into $OUT if set, else the current directory.
+#      writes bench_gpu.json into $OUT if set, else the current directory (at most 5 min).
+# Both steps run even if the first fails; the exit status is non-zero if either did.
 # Extra arguments go to the benchmark (e.g. --no-compile, --kernel-only, --preset lavin-base).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,12 +34,13 @@ print(f"gpu_check: {props.name}, {props.multi_processor_count} SMs, {props.total
       f"torch {torch.__version__}, triton {triton.__version__}, python {sys.version.split()[0]}")
 PY
 
+status=0
 echo "== 1/2 kernel tests, compiled for the GPU"
-timeout 180 "$PY" -m pytest tests/test_kernels.py -q -p no:cacheprovider
+timeout 180 "$PY" -m pytest tests/test_kernels.py -q -p no:cacheprovider || status=$?
 
 echo "== 2/2 benchmark"
 # The subcommand's own module, so that the other `lavin` subcommands' imports are not needed here.
-timeout 300 "$PY" - "$JSON" "$@" <<'PY'
+timeout 300 "$PY" - "$JSON" "$@" <<'PY' || status=$?
 import argparse
 import sys
 
@@ -49,3 +51,5 @@ bench_gpu.add_parser(parser.add_subparsers())
 args = parser.parse_args(["bench-gpu", "--json", sys.argv[1], *sys.argv[2:]])
 sys.exit(args.func(args))
 PY
+[ "$status" -eq 0 ] || echo "gpu_check: a step FAILED (last failing exit status $status); see above"
+exit "$status"

@@ -286,6 +286,7 @@ def test_bench_model_sections_run_on_cpu():
 
 @needs_triton
 @pytest.mark.slow
+@pytest.mark.skipif(DEVICE == "cuda", reason="on a GPU, scripts/gpu_check.sh runs this section for real")
 def test_bench_kernel_section_runs_on_cpu(monkeypatch):
     """Every variant of the kernel section, one timed call each (the interpreter is slow)."""
     import kernels.bench_gpu as bench
