@@ -55,7 +55,8 @@ def trained(steps: int, seed: int = 0) -> tuple[Net, torch.optim.Optimizer]:
 
 def manager(run_dir, net, opt, keep_last=2, ema=None):
     models = {"model": net, **({"ema": ema.shadow} if ema else {})}
-    return CheckpointManager(run_dir, keep_last=keep_last, info=INFO, models=models, optimizers={"optimizer": (net, opt)})
+    return CheckpointManager(run_dir, keep_last=keep_last, info=INFO, models=models,
+                             optimizers={"optimizer": (net, opt)})
 
 
 def save(mgr, step):

@@ -61,7 +61,8 @@ def test_tasks_are_required_and_positive(tmp_path):
 @given(
     lr=st.floats(1e-6, 1.0), steps=st.integers(1, 10**6), batch=st.integers(1, 512),
     decay=st.sampled_from(["constant", "cosine"]), clip=st.floats(0.0, 10.0), name=st.text(min_size=1, max_size=12),
-    weights=st.dictionaries(st.from_regex(r"[a-z][a-z-]{0,8}", fullmatch=True), st.floats(0.01, 10.0), min_size=1, max_size=4),
+    weights=st.dictionaries(st.from_regex(r"[a-z][a-z-]{0,8}", fullmatch=True), st.floats(0.01, 10.0),
+                            min_size=1, max_size=4),
 )
 def test_resolved_config_round_trips_through_toml(tmp_path_factory, lr, steps, batch, decay, clip, name, weights):
     config = TrainConfig(tasks=weights)
@@ -86,7 +87,8 @@ def test_set_overrides_parse_toml_values(tmp_path):
 
 
 def test_cli_reports_a_bad_key_in_one_line(tmp_path, capsys):
-    assert main(["train", str(write(tmp_path, MINIMAL + "[optimizer]\nlrr = 1.0\n")), "--out", str(tmp_path / "r")]) == 2
+    config = write(tmp_path, MINIMAL + "[optimizer]\nlrr = 1.0\n")
+    assert main(["train", str(config), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "optimizer.lrr" in err
     assert not (tmp_path / "r").exists()  # failed before any work

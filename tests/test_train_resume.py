@@ -72,5 +72,6 @@ def test_a_non_finite_loss_stops_the_run_naming_step_and_checkpoint(tmp_path):
     # An absurd learning rate blows the weights up after the first step.
     config = load_config(config_path, ["optimizer.lr=1e30", "train.grad_clip=0.0", "checkpoint.every=1",
                                        "run.steps=4", "data.max_pairs=1"])
-    with pytest.raises(TrainingError, match=r"loss is (nan|inf) at step 1; the last good checkpoint is .*step-00000001"):
+    expected = r"loss is (nan|inf) at step 1; the last good checkpoint is .*step-00000001"
+    with pytest.raises(TrainingError, match=expected):
         train(config, tmp_path / "run")

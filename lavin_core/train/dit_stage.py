@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from lavin_core.flow import FlowMatchingLoss, LogitNormalTimeSampler, interpolate, target_velocity
 from lavin_core.images import to_uint8
 from lavin_core.jdit import JDiT, preset
-from lavin_core.loader import ContextLoader, mix_seed
+from lavin_core.loader import ContextBatch, ContextLoader, mix_seed
 from lavin_core.samplers import EulerSampler, get_schedule, null_context
 from lavin_core.stvae import STVAE
 from lavin_core.train.config import TrainConfig
@@ -107,9 +107,11 @@ class DiTStage:
         self.model_class = JDiT
         self.model = JDiT(model_config)
         self.objective = DiTObjective(self.model, autocast_dtype=autocast_dtype)
+        self.autocast_dtype = autocast_dtype
         # Every batch comes out as latents: pixel sources are encoded by the frozen ST-VAE in the
         # loader, caches are checked against it.
         self.loader = make_loader(config, info, encoder=self.vae)
+        self._grid_loader: ContextLoader | None = None
 
     # -- the step -------------------------------------------------------------------------------
 
@@ -117,12 +119,17 @@ class DiTStage:
         """This rank's mean loss for ``step`` (its share of the global batch) and metrics to log."""
         c = self.config
         batch = self.loader.batch(step)
+        cond, query, target = self._latents(batch)
         device = self.info.device
-        cond, query, target = batch.cond().to(device).float(), batch.query.to(device).float(), batch.target.to(device).float()
         t, noise, drop = draw_sample_randomness(list(batch.indices), c.run.seed, step, tuple(target.shape[1:]),
                                                 c.train.cfg_dropout)
         losses = objective(target, cond, null_context(query), t.to(device), noise.to(device), drop.to(device))
         return losses.mean(), {"num_pairs": float(batch.num_pairs)}
+
+    def _latents(self, batch: ContextBatch) -> tuple[Tensor, Tensor, Tensor]:
+        """``(cond, query, target)`` latents of a batch on the device, float32."""
+        device = self.info.device
+        return tuple(x.to(device).float() for x in (batch.cond(), batch.query, batch.target))
 
     # -- sample grids ---------------------------------------------------------------------------
 
@@ -134,20 +141,23 @@ class DiTStage:
         rank must call it (the EMA model may be sharded); rank 0 writes the file.
         """
         c = self.config
-        num_pairs = min(max(c.data.min_pairs, 2), c.data.max_pairs)
-        grid_loader = ContextLoader(
-            data_sources(c, encoder=self.vae), batch_size=c.samples.count, min_pairs=num_pairs, max_pairs=num_pairs,
-            seed=mix_seed(c.run.seed, 0x5A), encoder=self.vae,
-        )
-        batch = grid_loader.batch(0)
+        if self._grid_loader is None:
+            num_pairs = min(max(c.data.min_pairs, 2), c.data.max_pairs)
+            self._grid_loader = ContextLoader(
+                data_sources(c, encoder=self.vae), batch_size=c.samples.count, min_pairs=num_pairs,
+                max_pairs=num_pairs, seed=mix_seed(c.run.seed, 0x5A), encoder=self.vae,
+            )
+        batch = self._grid_loader.batch(0)
+        cond, query, target = self._latents(batch)
         device = self.info.device
-        cond, query, target = batch.cond().to(device).float(), batch.query.to(device).float(), batch.target.to(device).float()
         noise = torch.randn(target.shape, generator=generator_for(c.run.seed, 0x5A)).to(device)
         was_training = model.training
         model.eval()
         sampler = EulerSampler(schedule=_grid_schedule(c.samples.num_steps))
-        latents = sampler.sample(model, noise, cond, null_cond=null_context(query),
-                                 guidance_scale=c.samples.guidance_scale, num_steps=c.samples.num_steps)
+        with torch.autocast(device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            latents = sampler.sample(model, noise, cond, null_cond=null_context(query),
+                                     guidance_scale=c.samples.guidance_scale, num_steps=c.samples.num_steps)
         model.train(was_training)
         if not self.info.is_main:
             return
