@@ -216,3 +216,15 @@ def test_tiny_preset_compiles_fullgraph_and_matches_eager():
     compiled = torch.compile(model, fullgraph=True)
     with torch.no_grad():
         assert rel(compiled(z, t, cond), model(z, t, cond)) < 1e-5
+
+
+def test_training_works_after_a_first_forward_under_inference_mode():
+    # The RoPE tables are cached; one made under inference_mode must not poison training.
+    from lavin_core.jdit import JDiT, preset
+
+    model = JDiT(preset("lavin-tiny", depth=1))
+    z, cond, t = torch.randn(1, 16, 1, 4, 6), torch.randn(1, 16, 3, 4, 6), torch.rand(1)
+    with torch.inference_mode():
+        model(z, t, cond)
+    model(z, t, cond).square().mean().backward()
+    assert all(p.grad is not None for p in model.x_embedder.parameters())

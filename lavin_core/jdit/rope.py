@@ -48,8 +48,11 @@ def rope_tables_for_positions(positions: Tensor, head_dim: int, base: float) -> 
 
 
 def _compute(frames: int, rows: int, cols: int, head_dim: int, base: float, device, dtype) -> tuple[Tensor, Tensor]:
-    cos, sin = rope_tables_for_positions(position_ids(frames, rows, cols, device=device), head_dim, base)
-    return cos.to(dtype), sin.to(dtype)
+    # Ordinary tensors even when first asked for under inference_mode: a cached inference
+    # tensor would make every later training forward fail ("cannot be saved for backward").
+    with torch.inference_mode(False):
+        cos, sin = rope_tables_for_positions(position_ids(frames, rows, cols, device=device), head_dim, base)
+        return cos.to(dtype), sin.to(dtype)
 
 
 _cached = functools.lru_cache(maxsize=32)(_compute)
