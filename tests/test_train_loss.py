@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lavin_core.cache import StaleCacheError, build_cache
+from lavin_core.pipeline import load_pipeline
 from lavin_core.stvae import STVAE
 from lavin_core.train.config import load_config
 from lavin_core.train.metrics import read_metrics
@@ -25,8 +26,17 @@ def test_tiny_jdit_learns_the_toy_task(tmp_path):
     losses = [record["loss"] for record in read_metrics(tmp_path / "run")]
     assert len(losses) == 20
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    print(f"loss: first three logs {first:.4f}, last three {last:.4f}, ratio {last / first:.3f}")
     assert last < 0.6 * first, losses
     assert plot_loss(tmp_path / "run").stat().st_size > 0
+
+    # The export is what the pipeline loads.
+    pipe = load_pipeline(dit=str(tmp_path / "run" / "export"), vae=str(tmp_path / "vae"), sampler="euler",
+                         schedule="uniform")
+    pairs = sorted((tmp_path / "invert").glob("*_input.png"))[:2]
+    out = pipe(pairs=[(p, str(p).replace("_input", "_target")) for p in pairs], query=str(pairs[0]), num_steps=2,
+               generator=torch.Generator().manual_seed(0), progress=False)
+    assert out.prediction.shape == (1, 3, 1, 32, 32)
 
 
 def test_dit_trains_from_a_latent_cache_built_with_its_encoder(tmp_path):
