@@ -143,31 +143,33 @@ def _backward_row(x_ptr, g_ptr, g_head_stride, dx_ptr, w_ptr, cos_ptr, sin_ptr, 
 @triton.jit
 def _backward_kernel(
     q_ptr, k_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, gq_ptr, gk_ptr, dq_ptr, dk_ptr, dqw_ptr, dkw_ptr,
-    n_rows, seq_len, q_stride_b, q_stride_l, k_stride_b, k_stride_l,
+    n_rows, n_programs, seq_len, q_stride_b, q_stride_l, k_stride_b, k_stride_l,
     gq_stride_b, gq_stride_l, gq_stride_h, gk_stride_b, gk_stride_l, gk_stride_h, eps,
     Q_PAIRS: tl.constexpr, K_PAIRS: tl.constexpr, HALF: tl.constexpr,
     Q_BLOCK: tl.constexpr, K_BLOCK: tl.constexpr, S_BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    programs = tl.num_programs(0)
     dqw1 = tl.full((Q_BLOCK, S_BLOCK), 0.0, tl.float32)
     dqw2 = tl.full((Q_BLOCK, S_BLOCK), 0.0, tl.float32)
     dkw1 = tl.full((K_BLOCK, S_BLOCK), 0.0, tl.float32)
     dkw2 = tl.full((K_BLOCK, S_BLOCK), 0.0, tl.float32)
     first_row = pid.to(tl.int64)  # int64 offsets: B * L * width may pass 2**31
-    for step in range(0, (n_rows - pid + programs - 1) // programs):
-        row = first_row + step * programs
-        b = row // seq_len
-        pos = row % seq_len
-        table = pos * (6 * HALF)
-        dqw1, dqw2 = _backward_row(
-            q_ptr + b * q_stride_b + pos * q_stride_l, gq_ptr + b * gq_stride_b + pos * gq_stride_l, gq_stride_h,
-            dq_ptr + row * (Q_PAIRS * 2 * HALF), qw_ptr, cos_ptr + table, sin_ptr + table, eps, dqw1, dqw2,
-            Q_PAIRS, HALF, Q_BLOCK, S_BLOCK)
-        dkw1, dkw2 = _backward_row(
-            k_ptr + b * k_stride_b + pos * k_stride_l, gk_ptr + b * gk_stride_b + pos * gk_stride_l, gk_stride_h,
-            dk_ptr + row * (K_PAIRS * 2 * HALF), kw_ptr, cos_ptr + table, sin_ptr + table, eps, dkw1, dkw2,
-            K_PAIRS, HALF, K_BLOCK, S_BLOCK)
+    # Rows pid, pid + n_programs, ...; the loop bounds are plain arguments (the interpreter of
+    # older Triton versions cannot take program_id or num_programs as a bound).
+    for start in range(0, n_rows, n_programs):
+        row = first_row + start
+        if row < n_rows:
+            b = row // seq_len
+            pos = row % seq_len
+            table = pos * (6 * HALF)
+            dqw1, dqw2 = _backward_row(
+                q_ptr + b * q_stride_b + pos * q_stride_l, gq_ptr + b * gq_stride_b + pos * gq_stride_l, gq_stride_h,
+                dq_ptr + row * (Q_PAIRS * 2 * HALF), qw_ptr, cos_ptr + table, sin_ptr + table, eps, dqw1, dqw2,
+                Q_PAIRS, HALF, Q_BLOCK, S_BLOCK)
+            dkw1, dkw2 = _backward_row(
+                k_ptr + b * k_stride_b + pos * k_stride_l, gk_ptr + b * gk_stride_b + pos * gk_stride_l, gk_stride_h,
+                dk_ptr + row * (K_PAIRS * 2 * HALF), kw_ptr, cos_ptr + table, sin_ptr + table, eps, dkw1, dkw2,
+                K_PAIRS, HALF, K_BLOCK, S_BLOCK)
     # One row of partial sums per program: (programs, width) float32, summed by the caller.
     qp = tl.arange(0, Q_BLOCK)[:, None]
     kp = tl.arange(0, K_BLOCK)[:, None]
@@ -287,7 +289,7 @@ def qk_norm_rope_backward(
         blocks = _blocks(num_heads, num_kv_heads, head_dim)
         _backward_launch[(programs,)](
             q, k, q_weight.contiguous(), k_weight.contiguous(), cos, sin, grad_q, grad_k, dq, dk, dqw, dkw,
-            rows, seq_len, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
+            rows, programs, seq_len, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
             grad_q.stride(0), grad_q.stride(1), grad_q.stride(2),
             grad_k.stride(0), grad_k.stride(1), grad_k.stride(2), eps,
             **blocks,
