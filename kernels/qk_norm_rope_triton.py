@@ -26,11 +26,16 @@ so that ``torch.compile`` treats them as opaque and CUDA graphs capture them; ``
 ``autograd.Function``) ties forward and backward together.
 
 On a CPU tensor the kernels run only under Triton's interpreter: ``TRITON_INTERPRET=1`` must be
-set before this module is imported (Triton decides at decoration time).
+set before this module is imported (Triton decides at decoration time) and stay set. Triton 3.7 or
+newer is needed there (3.6's interpreter cannot take a runtime loop bound under NumPy 2); compiled
+for a GPU, 3.6 works. The interpreter (3.9) rounds float32 -> bf16 by truncation where the GPU
+rounds to nearest even, so interpreted bf16 results carry about twice the rounding error of
+compiled ones (still well inside the 1e-2 bf16 tolerance).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -228,6 +233,11 @@ def _check_device(q: Tensor) -> None:
         )
 
 
+def _on_device(x: Tensor):
+    """Triton launches on the current CUDA device: make it ``x``'s (a no-op in the interpreter)."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
 def _last_dim_contiguous(x: Tensor) -> Tensor:
     return x if x.stride(-1) == 1 else x.contiguous()
 
@@ -248,11 +258,12 @@ def qk_norm_rope_forward(
     if q_out.numel() == 0:
         return q_out, k_out
     blocks = _blocks(num_heads, num_kv_heads, head_dim)
-    _forward_launch[(batch * seq_len,)](
-        q, k, q_weight.contiguous(), k_weight.contiguous(), cos, sin, q_out, k_out,
-        seq_len, q.stride(0), q.stride(1), k.stride(0), k.stride(1), eps,
-        **blocks,
-    )
+    with _on_device(q):
+        _forward_launch[(batch * seq_len,)](
+            q, k, q_weight.contiguous(), k_weight.contiguous(), cos, sin, q_out, k_out,
+            seq_len, q.stride(0), q.stride(1), k.stride(0), k.stride(1), eps,
+            **blocks,
+        )
     return q_out, k_out
 
 
@@ -283,17 +294,19 @@ def qk_norm_rope_backward(
     dk = k.new_empty(batch, seq_len, k.shape[-1])
     rows = batch * seq_len
     programs = max(1, min(rows, _backward_programs(q.device)))
-    dqw = torch.zeros(programs, q.shape[-1], device=q.device, dtype=torch.float32)
-    dkw = torch.zeros(programs, k.shape[-1], device=q.device, dtype=torch.float32)
+    partials = torch.empty if rows > 0 else torch.zeros  # every launched program writes its whole row
+    dqw = partials(programs, q.shape[-1], device=q.device, dtype=torch.float32)
+    dkw = partials(programs, k.shape[-1], device=q.device, dtype=torch.float32)
     if rows > 0:
         blocks = _blocks(num_heads, num_kv_heads, head_dim)
-        _backward_launch[(programs,)](
-            q, k, q_weight.contiguous(), k_weight.contiguous(), cos, sin, grad_q, grad_k, dq, dk, dqw, dkw,
-            rows, programs, seq_len, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
-            grad_q.stride(0), grad_q.stride(1), grad_q.stride(2),
-            grad_k.stride(0), grad_k.stride(1), grad_k.stride(2), eps,
-            **blocks,
-        )
+        with _on_device(q):
+            _backward_launch[(programs,)](
+                q, k, q_weight.contiguous(), k_weight.contiguous(), cos, sin, grad_q, grad_k, dq, dk, dqw, dkw,
+                rows, programs, seq_len, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
+                grad_q.stride(0), grad_q.stride(1), grad_q.stride(2),
+                grad_k.stride(0), grad_k.stride(1), grad_k.stride(2), eps,
+                **blocks,
+            )
     return dq, dk, dqw.sum(0).to(q_weight.dtype), dkw.sum(0).to(k_weight.dtype)
 
 
