@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +14,10 @@ import torch
 from safetensors.torch import load_file
 
 from lavin_core.errors import CheckpointError
+from lavin_core.stvae import STVAE
 from lavin_core.train.checkpointing import list_checkpoints
 from lavin_core.train.config import load_config
+from lavin_core.train.metrics import read_metrics
 from lavin_core.train.toy import make_toy_workspace
 from lavin_core.train.trainer import TrainingError, train
 
@@ -75,3 +78,25 @@ def test_a_non_finite_loss_stops_the_run_naming_step_and_checkpoint(tmp_path):
     expected = r"loss is (nan|inf) at step 1; the last good checkpoint is .*step-00000001"
     with pytest.raises(TrainingError, match=expected):
         train(config, tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_vae_stage_resumes_exactly_with_its_discriminator(tmp_path):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    # Image stage for one step, then the joint stage; the discriminator joins at step 1.
+    config = load_config(config_path, ['run.stage="vae"', "run.steps=3", "run.log_every=1", "checkpoint.every=2",
+                                       "train.batch_size=2", "vae.image_steps=1", "vae.adversarial_start_step=1"])
+    train(config, tmp_path / "straight")
+    shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
+    shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "step-00000003")
+    train(config, tmp_path / "resumed", resume=True)
+    final = "checkpoints/step-00000003"
+    for name in ("model", "ema", "discriminator"):
+        a = load_file(str(tmp_path / "straight" / final / f"{name}.safetensors"))
+        b = load_file(str(tmp_path / "resumed" / final / f"{name}.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    records = read_metrics(tmp_path / "resumed")
+    assert [r["step"] for r in records] == [1, 2, 3]  # no duplicated lines after the resume
+    assert "loss_discriminator" in records[-1] and "loss_perceptual" in records[-1]
+    assert STVAE.from_pretrained(str(tmp_path / "resumed" / "export")).config == STVAE.from_preset("lavin-tiny").config

@@ -89,11 +89,12 @@ def barrier(info: DistInfo) -> None:
 
 def mean_over_ranks(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """The element-wise mean of ``values`` over all ranks (``values`` itself on one process)."""
-    if not info.is_distributed:
+    if not info.is_distributed or values.numel() == 0:
         return values
-    values = values.detach().clone()
-    dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values / info.world_size
+    # NCCL reduces device tensors only; the result goes back where ``values`` was.
+    summed = values.detach().to(info.device, copy=True)
+    dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+    return (summed / info.world_size).to(values.device)
 
 
 def broadcast_object(value: Any, info: DistInfo) -> Any:

@@ -164,8 +164,10 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
             samples_since_log += config.train.batch_size
             done = step + 1
             if done % config.run.log_every == 0 or done == config.run.steps:
+                # The stage's terms of this step, averaged over ranks like the loss (every rank has the same keys).
+                terms = dist_utils.mean_over_ranks(torch.tensor(list(extra.values()), dtype=torch.float64), info)
                 logger.log(done, {"loss": reported.item(), "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
-                                  **extra}, samples=samples_since_log)
+                                  **dict(zip(extra, terms.tolist()))}, samples=samples_since_log)
                 samples_since_log = 0
             if done % config.checkpoint.every == 0 or done == config.run.steps:
                 last_saved = save(done)

@@ -76,13 +76,12 @@ class VAEStage:
         pixels = self.pixels(step)
         generator = generator_for(self.config.run.seed, step, self.info.rank)
         adversarial = step >= self.weights.adversarial_start_step and self.weights.adversarial_weight > 0
-        # The generator's adversarial term uses the plain discriminator: no gradient sync for it,
-        # and its weights are frozen during the autoencoder's backward.
-        self.discriminator.requires_grad_(False)
+        # The autoencoder's adversarial term runs the discriminator outside its DDP wrapper (no
+        # gradient sync); the gradients it leaves on the discriminator are cleared before the
+        # discriminator's own update. (Toggling requires_grad instead would break FSDP2.)
         reconstruction, terms = objective(pixels, step, generator, self.discriminator if adversarial else None)
-        self.discriminator.requires_grad_(True)
         self._last_reconstruction = (pixels, reconstruction.detach()) if adversarial else None
-        metrics = {f"loss_{k}": float(v) for k, v in terms.items() if k != "total"}
+        metrics = {f"loss_{k}": v.item() for k, v in terms.items() if k != "total"}
         metrics["stage_joint"] = float(step >= self.config.vae.image_steps)
         return terms["total"], metrics
 
@@ -97,7 +96,7 @@ class VAEStage:
         self.discriminator_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.discriminator_optimizer.step()
-        return {"loss_discriminator": float(loss)}
+        return {"loss_discriminator": loss.detach().item()}
 
     # -- what the trainer asks of every stage ---------------------------------------------------
 
