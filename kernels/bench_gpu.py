@@ -89,6 +89,10 @@ def time_call_ms(fn: Callable[[], Any], device: torch.device, *, reps: int, warm
     return statistics.median(times)
 
 
+def _progress(message: str) -> None:
+    print(f"bench-gpu: {message}", flush=True)
+
+
 @contextlib.contextmanager
 def kernels_backend(name: str) -> Iterator[None]:
     """Sets ``LAVIN_KERNELS`` for the duration (eager code reads it at every call)."""
@@ -198,10 +202,11 @@ def bench_kernel(options: BenchOptions, device: torch.device, *, compile_referen
                 bwd = time_kernel_ms(lambda: torch.autograd.grad(out, inputs, grads, retain_graph=True), device)
             except Exception as exc:  # noqa: BLE001 - one chance on a borrowed GPU: keep the other rows
                 message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
-                print(f"bench-gpu: kernel variant {name!r} failed: {message}")
+                _progress(f"kernel variant {name!r} failed: {message}")
                 rows += [{"variant": name, "pass": p, "ms": None, "GB/s": None, "speedup": None, "first_call_s": None,
                           "rel_error_vs_fp32": None, "error": message} for p in ("forward", "backward")]
                 continue
+            _progress(f"{name}: forward {fwd:.3f} ms, backward {bwd:.3f} ms (first call {first_s:.1f} s)")
             for pass_name, ms, moved in (("forward", fwd, 2 * size), ("backward", bwd, 3 * size)):
                 baseline.setdefault(pass_name, ms)
                 rows.append({
@@ -255,12 +260,13 @@ def bench_model(options: BenchOptions, model: nn.Module, device: torch.device) -
                 sample_ms = time_call_ms(lambda: sample(denoiser), device, reps=2, warmup=0)
             except Exception as exc:  # noqa: BLE001 - one chance on a borrowed GPU: keep the other rows
                 error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
-                print(f"bench-gpu: variant {name!r} failed: {error}")
+                _progress(f"variant {name!r} failed: {error}")
                 forward_rows.append({"variant": name, "ms": None, "error": error})
                 sampling_rows.append({"variant": name, "ms": None, "first_image_s": None, "error": error})
                 outputs.append(None)
                 return
         outputs.append(out)
+        _progress(f"{name}: forward {fwd_ms:.1f} ms, sampling {sample_ms / 1e3:.2f} s (first run {first_s:.1f} s)")
         forward_rows.append({"variant": name, "ms": fwd_ms})
         sampling_rows.append({"variant": name, "ms": sample_ms, "first_image_s": first_s if first_image else None})
 
@@ -360,8 +366,12 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def run_benchmark(options: BenchOptions) -> dict[str, Any]:
-    """Runs the sections ``options`` asks for on the current CUDA device; returns the JSON-ready report."""
+def run_benchmark(options: BenchOptions, *, save: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Runs the sections ``options`` asks for on the current CUDA device; returns the JSON-ready report.
+
+    ``save(report)`` is called after each section with what is measured so far, so that a run cut
+    short still leaves its numbers behind; progress lines are printed as variants finish.
+    """
     if not torch.cuda.is_available():
         raise LavinError("this benchmark needs a CUDA GPU (torch.cuda.is_available() is False); nothing was measured")
     device = torch.device("cuda")
@@ -377,11 +387,16 @@ def run_benchmark(options: BenchOptions) -> dict[str, Any]:
         "model_shapes": f"{options.preset}, {options.image_size}x{options.image_size}, {options.pairs} pairs, "
         f"{tokens} tokens",
     }
+    save = save or (lambda report: None)
     report["kernel"] = bench_kernel(options, device, compile_reference=options.compile)
+    save(report)
     if options.model_sections:
+        start = time.perf_counter()
         model = build_model(options, device, torch.bfloat16)
+        _progress(f"built {options.preset} with random bf16 weights in {time.perf_counter() - start:.1f} s")
         report.update(bench_model(options, model, device))
         report["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / GB
+        save(report)
     return report
 
 

@@ -212,7 +212,7 @@ def _autotuned(kernel, warps: tuple[int, ...]):
     return triton.autotune(configs=configs, key=["Q_PAIRS", "K_PAIRS", "HALF"])(kernel)
 
 
-_forward_launch = _autotuned(_forward_kernel, (4, 8, 16))
+_forward_launch = _autotuned(_forward_kernel, (4, 8))
 _backward_launch = _autotuned(_backward_kernel, (4, 8, 16))
 
 

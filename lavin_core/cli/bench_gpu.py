@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
         cuda_graphs=not args.no_cuda_graphs,
         model_sections=not args.kernel_only,
     )
-    report = run_benchmark(options)
+    report = run_benchmark(options, save=lambda partial: write_report(partial, args.json))
+    print()
     print(format_report(report))
-    write_report(report, args.json)
     print(f"\nwrote {args.json}")
     return 0
