@@ -1,6 +1,6 @@
 """In-context prediction: example pairs + a query in, the query's target out.
 
-    >>> pipe = load_pipeline(dit="random:lavin-tiny", vae="random:lavin-tiny")
+    >>> pipe = load_pipeline("lavin-tiny")   # the shipped model; or dit=..., vae=... checkpoints
     >>> out = pipe(pairs=[("a_in.png", "a_out.png")], query="q.png", num_steps=19, generator=torch.Generator().manual_seed(0))
     >>> out.images()[0].save("prediction.png")
 
@@ -357,12 +357,13 @@ def _random_model(build, config, seed: int) -> nn.Module:
 
 def load_denoiser(spec: str | Denoiser, *, device="cpu", dtype: torch.dtype | None = None, seed: int = 0) -> Denoiser:
     """A J-DiT from ``spec``: a module (used as is), ``random:PRESET``, one of our checkpoint folders,
-    or the authors' ``lavin_dit.safetensors`` (through ``official.load_dit``)."""
+    a shipped model name or model folder (its ``dit/``, see ``lavin_core.models``), or the authors'
+    ``lavin_dit.safetensors`` (through ``official.load_dit``)."""
     if isinstance(spec, nn.Module):
         return spec.to(device=device, dtype=dtype)
     from lavin_core.jdit import JDiT, preset
 
-    spec = os.fspath(spec)
+    spec = _model_part(os.fspath(spec), "dit")
     if spec.startswith(RANDOM_PREFIX):
         model = _random_model(JDiT, preset(spec[len(RANDOM_PREFIX):]), seed)
         return model.to(device=device, dtype=dtype).eval()
@@ -377,12 +378,13 @@ def load_denoiser(spec: str | Denoiser, *, device="cpu", dtype: torch.dtype | No
 
 def load_encoder(spec: str | Encoder, *, device="cpu", dtype: torch.dtype | None = None, seed: int = 0) -> Encoder:
     """An ST-VAE from ``spec``: a module (used as is), ``random:PRESET``, one of our checkpoint folders,
-    or the authors' ``stvae.pt`` (or its tensors as ``.safetensors``, through ``official.load_vae``)."""
+    a shipped model name or model folder (its ``vae/``), or the authors' ``stvae.pt`` (or its tensors
+    as ``.safetensors``, through ``official.load_vae``)."""
     if isinstance(spec, nn.Module):
         return spec.to(device=device, dtype=dtype)
     from lavin_core.stvae import STVAE, get_preset
 
-    spec = os.fspath(spec)
+    spec = _model_part(os.fspath(spec), "vae")
     if spec.startswith(RANDOM_PREFIX):
         model = _random_model(STVAE, get_preset(spec[len(RANDOM_PREFIX):]), seed)
         return model.to(device=device, dtype=dtype).eval()
@@ -395,21 +397,49 @@ def load_encoder(spec: str | Encoder, *, device="cpu", dtype: torch.dtype | None
     return STVAE.from_pretrained(spec, device=device, dtype=dtype).eval()
 
 
+def _model_part(spec: str, part: str) -> str:
+    """``spec`` itself, or the ``part`` ("dit" or "vae") folder when ``spec`` names a model."""
+    from lavin_core import models
+
+    if spec in models.MODELS or models.is_model_folder(spec):
+        model = models.get_model(spec)
+        return model.dit if part == "dit" else model.vae
+    return spec
+
+
 def load_pipeline(
+    model: str | os.PathLike | None = None,
     *,
-    dit: str | Denoiser,
-    vae: str | Encoder,
+    dit: str | Denoiser | None = None,
+    vae: str | Encoder | None = None,
     sampler: str | Sampler = "euler",
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
     seed: int = 0,
     **sampler_options: Any,
 ) -> InContextPipeline:
-    """An ``InContextPipeline`` from checkpoints (see ``load_denoiser`` and ``load_encoder``).
+    """An ``InContextPipeline`` from a named model or from checkpoints.
 
+    ``model``: a shipped model name (``"lavin-tiny"``, see ``lavin_core.models.MODELS``) or a model
+    folder holding ``dit/`` and ``vae/``; ``dit`` / ``vae`` (see ``load_denoiser`` and
+    ``load_encoder``) replace its parts. With neither ``model`` nor ``dit`` and ``vae``, the default
+    model (``lavin-tiny``) is loaded. Weights stored in half precision are cast to ``dtype``
+    (default float32).
     ``sampler``: a ``Sampler`` or a name in ``samplers.SAMPLERS`` built with ``sampler_options``.
     ``seed`` initialises ``random:PRESET`` models (the global RNG is left untouched).
     """
+    from lavin_core import models
+
+    if model is None and dit is None and vae is None:
+        model = models.DEFAULT_MODEL
+    if model is None and (dit is None or vae is None):
+        missing = "vae" if vae is None else "dit"
+        raise ValueError(f"{missing}= is missing: pass both dit= and vae=, or a model name such as "
+                         f"{models.DEFAULT_MODEL!r}")
+    if model is not None:
+        folder = models.get_model(model)
+        dit = folder.dit if dit is None else dit
+        vae = folder.vae if vae is None else vae
     if isinstance(sampler, str):
         sampler = get_sampler(sampler, **sampler_options)
     elif sampler_options:

@@ -1,12 +1,15 @@
 """``lavin run``: in-context prediction for one query image from example pairs.
 
+    lavin run --task depth --query photo.png --out depth.png        # the shipped lavin-tiny
     lavin run --task depth --query photo.png --prompts templates/depth/ \\
         --dit lavin_dit.safetensors --vae stvae.pt --out depth.png
 
 ``--prompts`` is a folder in the official template layout (``NAME_input.png`` / ``NAME_target.png``);
 without it the pairs are drawn from the registered task's own examples by a prompt sampler.
+``--model`` names a shipped model (default ``lavin-tiny``) or a model folder (``dit/`` + ``vae/``).
 ``--dit`` / ``--vae`` take one of our checkpoint folders, the authors' files, or ``random:PRESET``
-(e.g. ``random:lavin-tiny``) for randomly initialised models, which produce noise.
+(e.g. ``random:lavin-tiny``) for randomly initialised models, which produce noise; given both,
+no model is loaded, given one, it replaces that part of ``--model``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="predict the target of a query image from a few example pairs",
         description=__doc__.split("\n\n")[0],
         epilog=(
+            "Without --dit and --vae the shipped lavin-tiny runs (--model). "
             "--dit and --vae take a folder written by save_pretrained, the authors' lavin_dit.safetensors "
             "and stvae.pt, or random:PRESET (e.g. random:lavin-tiny) for random weights (output is noise). "
             "Example pairs are resized to the query's size."
@@ -40,8 +44,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="time grid: official, uniform or shifted (default: the sampler's)")
     parser.add_argument("--resize", action="store_true",
                         help="resize a query whose sides are not multiples of 16 to the nearest size that is")
-    parser.add_argument("--dit", required=True, metavar="PATH", help="J-DiT checkpoint (see below)")
-    parser.add_argument("--vae", required=True, metavar="PATH", help="ST-VAE checkpoint (see below)")
+    parser.add_argument("--model", metavar="NAME",
+                        help="shipped model name or model folder (default: lavin-tiny unless --dit and --vae are given)")
+    parser.add_argument("--dit", metavar="PATH", help="J-DiT checkpoint (see below)")
+    parser.add_argument("--vae", metavar="PATH", help="ST-VAE checkpoint (see below)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--out", required=True, metavar="FILE", help="where to write the prediction (PNG)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -55,6 +61,15 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise ValueError(f"--num-pairs must be at least 1, got {args.num_pairs}")
     if args.guidance < 0:
         raise ValueError(f"--guidance must be >= 0, got {args.guidance}")
+
+
+def model_spec(args: argparse.Namespace) -> str | None:
+    """The model ``--model`` names; the default model unless both ``--dit`` and ``--vae`` are given."""
+    from lavin_core.models import DEFAULT_MODEL
+
+    if args.model is not None:
+        return args.model
+    return None if args.dit is not None and args.vae is not None else DEFAULT_MODEL
 
 
 def _task_pairs(args: argparse.Namespace, query, size):
@@ -88,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     _check_numbers(args)
     query = to_pixels(args.query, what=args.query)
     options = {} if args.schedule is None else {"schedule": args.schedule}
-    pipe = load_pipeline(dit=args.dit, vae=args.vae, sampler=args.sampler, device=args.device, **options)
+    pipe = load_pipeline(model_spec(args), dit=args.dit, vae=args.vae, sampler=args.sampler,
+                         device=args.device, **options)
     pipe.sampler.timesteps(args.steps)  # a step count the schedule lacks fails here, before any work
 
     multiple = pipe.size_multiple

@@ -1,0 +1,117 @@
+"""Named models that ship inside the package, and model folders in the same layout.
+
+    >>> from lavin_core.pipeline import load_pipeline
+    >>> pipe = load_pipeline("lavin-tiny")          # the shipped weights, float32 on the CPU
+
+A model folder holds the two halves of a pipeline and a small index::
+
+    lavin-tiny/
+        model_index.json         # name, weight dtype, the tasks the J-DiT was trained on, ...
+        dit/  config.json model.safetensors    (JDiT.save_pretrained layout)
+        vae/  config.json model.safetensors    (STVAE.save_pretrained layout)
+
+Shipped weights are stored in half precision to keep the package small; loading casts them to
+the model's dtype (float32 unless asked otherwise). ``scripts/export_shipped.py`` writes such a
+folder from two ``lavin train`` exports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from lavin_core.errors import CheckpointError, UnknownNameError
+
+#: Where the shipped model folders live inside the package.
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+#: Shipped model name -> its folder under ``WEIGHTS_DIR``.
+MODELS: dict[str, str] = {"lavin-tiny": "lavin-tiny"}
+#: The model ``load_pipeline`` and ``lavin run`` / ``demo`` / ``bench`` use when none is named.
+DEFAULT_MODEL = "lavin-tiny"
+#: The index file of a model folder.
+INDEX_FILE = "model_index.json"
+DIT_DIR, VAE_DIR = "dit", "vae"
+
+
+@attrs.frozen
+class ModelFolder:
+    """A model folder (see the module docstring): ``path`` holds ``dit/`` and ``vae/``."""
+
+    name: str
+    path: Path
+
+    @property
+    def dit(self) -> str:
+        return str(self.path / DIT_DIR)
+
+    @property
+    def vae(self) -> str:
+        return str(self.path / VAE_DIR)
+
+    @property
+    def index(self) -> dict[str, Any]:
+        """The contents of ``model_index.json`` (empty when the folder has none)."""
+        file = self.path / INDEX_FILE
+        if not file.is_file():
+            return {}
+        try:
+            data = json.loads(file.read_text())
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"{file} is not valid JSON: {err}") from err
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{file} must hold a JSON object, got {type(data).__name__}")
+        return data
+
+    @property
+    def trained_tasks(self) -> tuple[str, ...] | None:
+        """The tasks the J-DiT was trained on, or None when the index does not say."""
+        tasks = self.index.get("trained_tasks")
+        return None if tasks is None else tuple(str(t) for t in tasks)
+
+
+def shipped_path(name: str) -> Path:
+    """The folder of shipped model ``name`` (it may be missing; see ``weights_present``)."""
+    if name not in MODELS:
+        raise UnknownNameError("model", name, MODELS)
+    return WEIGHTS_DIR / MODELS[name]
+
+
+def _complete(path: Path) -> bool:
+    return all((path / part / file).is_file() for part in (DIT_DIR, VAE_DIR) for file in ("config.json", "model.safetensors"))
+
+
+def weights_present(name: str = DEFAULT_MODEL) -> bool:
+    """Whether the weights of shipped model ``name`` are installed."""
+    return _complete(shipped_path(name))
+
+
+def is_model_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a local folder with ``dit/`` and ``vae/`` subfolders."""
+    path = Path(path)
+    return path.is_dir() and (path / DIT_DIR).is_dir() and (path / VAE_DIR).is_dir()
+
+
+def get_model(spec: str | os.PathLike) -> ModelFolder:
+    """A shipped model by name (``"lavin-tiny"``) or a model folder by path, checked to be complete."""
+    spec = os.fspath(spec)
+    if spec in MODELS:
+        path = shipped_path(spec)
+        if not _complete(path):
+            raise CheckpointError(
+                f"the weights of {spec!r} are not installed: {path} lacks dit/ and vae/ (config.json + "
+                "model.safetensors); install a released lavin-dit package, or pass --dit and --vae checkpoints"
+            )
+        return ModelFolder(name=spec, path=path)
+    if is_model_folder(spec):
+        path = Path(spec).resolve()
+        if not _complete(path):
+            raise CheckpointError(f"model folder {spec} needs config.json and model.safetensors in both dit/ and vae/")
+        return ModelFolder(name=path.name, path=path)
+    if os.path.exists(spec):
+        raise CheckpointError(f"{spec} is not a model folder (it needs dit/ and vae/ subfolders); "
+                              f"pass it as --dit or --vae, or name a model: {', '.join(MODELS)}")
+    raise UnknownNameError("model", spec, MODELS)

@@ -1,0 +1,99 @@
+"""Turn two ``lavin train`` exports into a shipped model folder in half precision.
+
+    python scripts/export_shipped.py runs/lavin-tiny-dit/export runs/lavin-tiny-vae/export
+    python scripts/export_shipped.py DIT_EXPORT VAE_EXPORT --out lavin_core/weights/lavin-tiny --dtype float16
+
+Writes ``OUT/dit/`` and ``OUT/vae/`` (``config.json`` + ``model.safetensors``, floating-point
+tensors cast to ``--dtype``) and ``OUT/model_index.json`` with the tasks, image size and pair
+counts of the J-DiT's training config (read from ``config.toml`` beside each export, which
+``lavin train`` writes into the run folder). Refuses tensors that overflow the half-precision
+type, and a folder over ``--max-mb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tomllib
+from pathlib import Path
+
+import safetensors.torch
+import torch
+
+from lavin_core.checkpoint import read_safetensors
+from lavin_core.models import DIT_DIR, INDEX_FILE, VAE_DIR, WEIGHTS_DIR
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def half_tensors(tensors: dict[str, torch.Tensor], dtype: torch.dtype, source: str) -> dict[str, torch.Tensor]:
+    """Floating-point tensors cast to ``dtype`` (others kept), refusing values that become inf."""
+    out = {}
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point():
+            cast = tensor.to(dtype)
+            if not torch.isfinite(cast).all() and torch.isfinite(tensor).all():
+                raise SystemExit(f"{source}: tensor {name} overflows {dtype}; use --dtype bfloat16")
+            tensor = cast
+        out[name] = tensor.contiguous()
+    return out
+
+
+def training_config(export: Path) -> dict:
+    """The ``config.toml`` of the run that wrote ``export`` (``{}`` when it is not there)."""
+    path = export.parent / "config.toml"
+    return tomllib.loads(path.read_text()) if path.is_file() else {}
+
+
+def export_part(export: Path, out: Path, dtype: torch.dtype) -> int:
+    """Copy one ``save_pretrained`` folder into ``out`` with half-precision weights; returns bytes written."""
+    for file in ("config.json", "model.safetensors"):
+        if not (export / file).is_file():
+            raise SystemExit(f"{export} has no {file}; pass the export folder of a finished `lavin train` run")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(export / "config.json", out / "config.json")
+    tensors = half_tensors(read_safetensors(str(export / "model.safetensors")), dtype, str(export))
+    safetensors.torch.save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return (out / "model.safetensors").stat().st_size + (out / "config.json").stat().st_size
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dit_export", type=Path, help="RUN/export of the J-DiT run")
+    parser.add_argument("vae_export", type=Path, help="RUN/export of the ST-VAE run")
+    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR / "lavin-tiny", help="model folder to write")
+    parser.add_argument("--name", default="lavin-tiny", help="model name recorded in the index")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float16", help="weight dtype (default: float16)")
+    parser.add_argument("--max-mb", type=float, default=40.0, help="refuse a bigger folder (default: 40)")
+    args = parser.parse_args(argv)
+
+    dtype = DTYPES[args.dtype]
+    size = export_part(args.dit_export, args.out / DIT_DIR, dtype)
+    size += export_part(args.vae_export, args.out / VAE_DIR, dtype)
+    dit_config, vae_config = training_config(args.dit_export), training_config(args.vae_export)
+    data = dit_config.get("data", {})
+    index = {
+        "name": args.name,
+        "dit": DIT_DIR,
+        "vae": VAE_DIR,
+        "weights_dtype": args.dtype,
+        "trained_tasks": list(dit_config.get("tasks", {})) or None,
+        "image_size": data.get("image_size", 64),
+        "min_pairs": data.get("min_pairs"),
+        "max_pairs": data.get("max_pairs"),
+        "dit_training": {"run": dit_config.get("run", {}), "model": dit_config.get("model", {})},
+        "vae_training": {"run": vae_config.get("run", {}), "tasks": list(vae_config.get("tasks", {}))},
+    }
+    (args.out / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+    megabytes = size / 2**20
+    if megabytes > args.max_mb:
+        raise SystemExit(f"{args.out} holds {megabytes:.1f} MB, over --max-mb {args.max_mb}")
+    print(f"wrote {args.out} ({megabytes:.1f} MB, {args.dtype}); trained tasks: "
+          f"{', '.join(index['trained_tasks'] or ['unknown (no config.toml beside the J-DiT export)'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

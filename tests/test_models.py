@@ -1,0 +1,152 @@
+"""Named shipped models, model folders, and scripts/export_shipped.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lavin_core import models
+from lavin_core.cli import main
+from lavin_core.errors import CheckpointError, UnknownNameError
+from lavin_core.pipeline import load_denoiser, load_encoder, load_pipeline
+from tests.tiny_model import make_model_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return make_model_folder(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture
+def no_weights(tmp_path, monkeypatch) -> Path:
+    """The package's weights folder pointed at an empty folder (a checkout without weights)."""
+    monkeypatch.setattr(models, "WEIGHTS_DIR", tmp_path / "weights")
+    return tmp_path / "weights" / "lavin-tiny"
+
+
+def _export_script():
+    spec = importlib.util.spec_from_file_location("export_shipped", ROOT / "scripts" / "export_shipped.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lavin_tiny_lives_in_the_package():
+    assert models.DEFAULT_MODEL == "lavin-tiny"
+    assert models.shipped_path("lavin-tiny") == Path(models.__file__).resolve().parent / "weights" / "lavin-tiny"
+
+
+def test_unknown_name_lists_the_models():
+    with pytest.raises(UnknownNameError, match="lavin-tiny"):
+        models.get_model("lavin-tiny2")
+    with pytest.raises(UnknownNameError, match="unknown model 'nope'"):
+        load_pipeline("nope")
+
+
+def test_missing_weights_error_names_the_path(no_weights):
+    assert not models.weights_present("lavin-tiny")
+    for call in (lambda: models.get_model("lavin-tiny"), lambda: load_pipeline(), lambda: load_pipeline("lavin-tiny"),
+                 lambda: load_denoiser("lavin-tiny")):
+        with pytest.raises(CheckpointError) as info:
+            call()
+        message = str(info.value)
+        assert "\n" not in message and str(no_weights) in message and "not installed" in message
+
+
+def test_lavin_run_without_weights_is_one_line(no_weights, tmp_path, capsys):
+    from PIL import Image
+
+    Image.fromarray((torch.rand(64, 64, 3) * 255).byte().numpy()).save(tmp_path / "q.png")
+    status = main(["run", "--task", "depth", "--query", str(tmp_path / "q.png"), "--out", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and str(no_weights) in err
+
+
+def test_named_model_loads_from_the_weights_dir(folder, monkeypatch):
+    weights = folder.parent
+    monkeypatch.setattr(models, "WEIGHTS_DIR", weights)
+    monkeypatch.setitem(models.MODELS, "lavin-tiny", folder.name)
+    assert models.weights_present()
+    assert models.get_model("lavin-tiny").trained_tasks == ("depth", "edges")
+    pipe = load_pipeline()  # the default model
+    assert pipe.dtype == torch.float32
+    saved = safetensors.torch.load_file(str(folder / "dit" / "model.safetensors"))
+    for name, tensor in pipe.denoiser.state_dict().items():
+        if tensor.is_floating_point():
+            assert saved[name].dtype == torch.float16
+            torch.testing.assert_close(tensor, saved[name].float(), rtol=0, atol=0)
+
+
+def test_model_folder_by_path_and_parts(folder):
+    pipe = load_pipeline(folder)
+    same = load_pipeline(model=str(folder))
+    assert isinstance(pipe.encoder, type(load_encoder(folder)))
+    for a, b in zip(pipe.denoiser.parameters(), same.denoiser.parameters()):
+        assert torch.equal(a, b)
+    # dit= replaces the model's J-DiT only
+    mixed = load_pipeline(folder, dit="random:lavin-tiny", seed=3)
+    assert not torch.equal(next(mixed.denoiser.parameters()), next(pipe.denoiser.parameters()))
+    assert torch.equal(next(mixed.encoder.parameters()), next(pipe.encoder.parameters()))
+
+
+def test_half_given_checkpoints_need_a_model():
+    with pytest.raises(ValueError, match="vae= is missing"):
+        load_pipeline(dit="random:lavin-tiny")
+
+
+def test_a_checkpoint_folder_is_not_a_model_folder(tmp_path):
+    (tmp_path / "ckpt").mkdir()
+    with pytest.raises(CheckpointError, match="not a model folder"):
+        models.get_model(tmp_path / "ckpt")
+
+
+@settings(max_examples=10, deadline=None)
+@given(scale=st.floats(1e-3, 1e3), seed=st.integers(0, 2**31))
+def test_half_tensors_rounds_like_the_dtype(scale, seed):
+    script = _export_script()
+    tensor = torch.randn(17, generator=torch.Generator().manual_seed(seed)) * scale
+    out = script.half_tensors({"w": tensor, "i": torch.arange(3)}, torch.float16, "x")
+    assert out["w"].dtype == torch.float16 and out["i"].dtype == torch.int64
+    diff = (out["w"].float() - tensor).norm() / tensor.norm()
+    assert diff < 1e-3
+
+
+def test_half_tensors_refuses_overflow():
+    with pytest.raises(SystemExit, match="bfloat16"):
+        _export_script().half_tensors({"w": torch.tensor([1e6, 1.0])}, torch.float16, "x")
+
+
+def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
+    runs = {}
+    for part in ("dit", "vae"):
+        export = tmp_path / f"{part}-run" / "export"
+        export.mkdir(parents=True)
+        for file in ("config.json", "model.safetensors"):
+            (export / file).write_bytes((folder / part / file).read_bytes())
+        runs[part] = export
+    (runs["dit"].parent / "config.toml").write_text(
+        '[run]\nname = "d"\nstage = "dit"\n[tasks]\ndepth = 1.0\npose = 0.5\n[data]\nimage_size = 64\nmax_pairs = 4\n')
+    out = tmp_path / "shipped"
+    assert _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--dtype", "bfloat16"]) == 0
+    index = json.loads((out / models.INDEX_FILE).read_text())
+    assert index["trained_tasks"] == ["depth", "pose"] and index["image_size"] == 64
+    assert models.get_model(out).trained_tasks == ("depth", "pose")
+    tensors = safetensors.torch.load_file(str(out / "vae" / "model.safetensors"))
+    assert {t.dtype for t in tensors.values() if t.is_floating_point()} == {torch.bfloat16}
+    pipe = load_pipeline(out)
+    assert pipe.dtype == torch.float32
+
+
+def test_export_shipped_refuses_an_unfinished_run(tmp_path):
+    with pytest.raises(SystemExit, match="no config.json"):
+        _export_script().main([str(tmp_path), str(tmp_path), "--out", str(tmp_path / "o")])
+
