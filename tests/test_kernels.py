@@ -326,3 +326,41 @@ def test_jdit_with_the_fused_kernel_matches_the_reference_path(monkeypatch):
         results.append([out, grads])
     for a, b in zip(*results, strict=True):
         assert relative_error(a, b) < 1e-5
+
+
+# --- the inference path (its speed is bench-gpu's business; here: errors, and CUDA graphs on a GPU) ----
+
+
+def test_inference_path_argument_checks():
+    from kernels.inference import CUDAGraphDenoiser, compile_blocks, prepare_for_inference
+    from lavin_core.errors import LavinError
+
+    with pytest.raises(ValueError, match="ModuleList `blocks`"):
+        compile_blocks(torch.nn.Linear(2, 2))
+    if not torch.cuda.is_available():
+        with pytest.raises(LavinError, match="needs a CUDA GPU"):
+            prepare_for_inference(torch.nn.Linear(2, 2))
+        with pytest.raises(LavinError, match="needs a CUDA GPU"):
+            CUDAGraphDenoiser(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+def test_cuda_graph_denoiser_replays_the_eager_model():
+    """Two input shapes (conditional and null context), each captured once and replayed on new values."""
+    from kernels.bench_gpu import fill_zero_parameters
+    from kernels.inference import CUDAGraphDenoiser
+    from lavin_core.jdit import JDiT, preset
+
+    torch.manual_seed(0)
+    model = JDiT(preset("lavin-tiny", depth=2)).cuda().eval().requires_grad_(False)
+    fill_zero_parameters(model)
+    fast = CUDAGraphDenoiser(model)
+    for step in range(3):
+        z = torch.randn(1, 16, 1, 8, 8, device="cuda")
+        t = torch.rand(1, device="cuda")
+        for frames in (3, 2):
+            cond = torch.randn(1, 16, frames, 8, 8, device="cuda")
+            with torch.no_grad():
+                expected = model(z, t, cond)
+            assert relative_error(fast(z, t, cond), expected) < 1e-5, (step, frames)
+    assert len(fast.captured_shapes) == 2
