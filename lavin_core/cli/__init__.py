@@ -13,6 +13,7 @@ from lavin_core.errors import LavinError
 
 #: The subcommand modules, in the order ``lavin --help`` lists them.
 COMMANDS = (
+    "lavin_core.cli.demo",
     "lavin_core.cli.tasks",
     "lavin_core.cli.plugins",
     "lavin_core.cli.run",
@@ -20,6 +21,7 @@ COMMANDS = (
     "lavin_core.cli.plot_loss",
     "lavin_core.cli.bench_gpu",
     "lavin_core.cli.cache",
+    "lavin_core.cli.bench",
 )
 
 

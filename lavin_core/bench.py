@@ -1,0 +1,157 @@
+"""``lavin bench``: a model against three training-free baselines on fresh examples of each task.
+
+    >>> result = run_bench(load_pipeline("lavin-tiny"), ["depth", "edges"], count=16)
+    >>> print(markdown_table(result))
+
+For each task, ``count`` cases (``evaluation.draw_cases``, seed 2026 by default: examples never
+used in training) are predicted by the model and by each baseline of ``evaluation.BASELINES``,
+every prediction read back with ``task.read`` and scored with ``task.score``; scores are means
+over cases. A task "wins" when the model beats the best baseline on the task's main metric.
+Tasks the model was not trained on are marked held out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lavin_core import evaluation
+from lavin_core.evaluation import BASELINES, EVAL_SEED
+
+
+def run_bench(
+    pipe,
+    tasks: Sequence[str],
+    *,
+    model_name: str = "model",
+    trained_tasks: Sequence[str] | None = None,
+    count: int = 16,
+    num_pairs: int = 3,
+    seed: int = EVAL_SEED,
+    size: int = 64,
+    num_steps: int | None = None,
+    guidance_scale: float = 1.5,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Scores of the model and of each baseline on every task in ``tasks`` (a JSON-ready dict).
+
+    ``trained_tasks``: the tasks the model was trained on (None: unknown, no task is marked).
+    """
+    import registry
+
+    if not tasks:
+        raise ValueError("no tasks to benchmark; name some with --tasks (see `lavin tasks`)")
+    built = {name: registry.get_task(name, size=size) for name in tasks}
+    cases = {name: evaluation.draw_cases(task, count, num_pairs=num_pairs, seed=seed) for name, task in built.items()}
+    every = [case for name in tasks for case in cases[name]]
+    predictions = evaluation.predict(pipe, every, seed=seed, num_steps=num_steps, guidance_scale=guidance_scale,
+                                     progress=progress, desc=f"bench {model_name}")
+    results: dict[str, Any] = {}
+    position = 0
+    for name, task in built.items():
+        mine = predictions[position : position + count]
+        position += count
+        methods = {model_name: mine, **{b: [f(case) for case in cases[name]] for b, f in BASELINES.items()}}
+        scores = {
+            method: evaluation.mean_scores(
+                [evaluation.score(task, p, case.answer) for p, case in zip(preds, cases[name])], task.metrics)
+            for method, preds in methods.items()
+        }
+        results[name] = task_summary(task.metrics, dict(task.higher_is_better), scores, model_name,
+                                     held_out=None if trained_tasks is None else name not in trained_tasks)
+    trained = [r for r in results.values() if r["held_out"] is not True]
+    return {
+        "model": model_name,
+        "seed": seed,
+        "count": count,
+        "num_pairs": num_pairs,
+        "image_size": size,
+        "num_steps": len(pipe.sampler.timesteps(num_steps)) - 1,
+        "guidance_scale": guidance_scale,
+        "baselines": list(BASELINES),
+        "tasks": results,
+        "wins_on_trained": sum(bool(r["wins"]) for r in trained),
+        "trained_count": len(trained),
+    }
+
+
+def task_summary(metrics: Sequence[str], higher_is_better: dict[str, bool], scores: dict[str, dict[str, float]],
+                 model_name: str, *, held_out: bool | None) -> dict[str, Any]:
+    """One task's entry: its scores, the best baseline on the main metric, and whether the model wins."""
+    main = metrics[0]
+    up = higher_is_better[main]
+    baselines = [m for m in scores if m != model_name]
+    best = baselines[0]
+    for method in baselines[1:]:
+        if evaluation.better(scores[method][main], scores[best][main], higher_is_better=up):
+            best = method
+    return {
+        "main_metric": main,
+        "metrics": list(metrics),
+        "higher_is_better": {m: higher_is_better[m] for m in metrics},
+        "held_out": held_out,
+        "scores": scores,
+        "best_baseline": best,
+        "wins": evaluation.better(scores[model_name][main], scores[best][main], higher_is_better=up),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+
+
+def _number(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.3f}"
+
+
+def table_rows(result: dict[str, Any], *, bold_main: str = "") -> tuple[list[str], list[list[str]]]:
+    """Headers and rows: one row per task and metric, the main metric first and marked with ``*``."""
+    methods = [result["model"], *result["baselines"]]
+    headers = ["task", "metric", *methods, "wins", "trained"]
+    rows = []
+    for name, entry in result["tasks"].items():
+        for metric in entry["metrics"]:
+            main = metric == entry["main_metric"]
+            arrow = "↑" if entry["higher_is_better"][metric] else "↓"
+            label = f"{metric} {arrow}" + (" *" if main else "")
+            values = [_number(entry["scores"][m][metric]) for m in methods]
+            if main and bold_main:
+                best = entry["best_baseline"]
+                values = [f"{bold_main}{v}{bold_main}" if m == best else v for m, v in zip(methods, values)]
+            held = entry["held_out"]
+            trained = "held out" if held else ("yes" if held is False else "?")
+            wins = ("yes" if entry["wins"] else "no") if main else ""
+            rows.append([name if main else "", label, *values, wins, trained if main else ""])
+    return headers, rows
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The bench table in Markdown (the best baseline's main score in bold), with a header line."""
+    headers, rows = table_rows(result, bold_main="**")
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    summary = (f"{result['model']} beats the best baseline on the main metric (*) of {result['wins_on_trained']} of "
+               f"{result['trained_count']} trained tasks; {result['count']} cases per task, {result['num_pairs']} "
+               f"example pairs, seed {result['seed']}, {result['num_steps']} steps, guidance {result['guidance_scale']}.")
+    return "\n".join([summary, "", *lines]) + "\n"
+
+
+def text_table(result: dict[str, Any]) -> str:
+    from lavin_core.cli.table import format_table
+
+    headers, rows = table_rows(result)
+    return format_table(headers, rows)
+
+
+def write_bench(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """``bench.json`` and ``bench.md`` in ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / "bench.json", out / "bench.md"
+    json_path.write_text(json.dumps(evaluation.json_ready(result), indent=2) + "\n")
+    md_path.write_text(markdown_table(result))
+    return json_path, md_path
+

@@ -1,0 +1,181 @@
+"""``lavin demo``: in-context prediction on one fresh query per task, as a picture and a table.
+
+    >>> rows = run_demo(load_pipeline("lavin-tiny"), DEMO_TASKS)
+    >>> png, json_path = write_demo(rows, "lavin-demo", meta={"model": "lavin-tiny"})
+
+Each row is one task: ``num_pairs`` example pairs and a query drawn from the task's generator
+(``evaluation.draw_cases``, seed 2026 by default, never used in training), the model's
+prediction, and the ground truth. The grid shows them left to right (a clip by its last frame);
+the JSON holds every metric of the prediction and, for scale, of the copy-the-query baseline.
+With scikit-image installed, restoration tasks get extra rows on its bundled sample photos.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
+
+from lavin_core import evaluation
+from lavin_core.evaluation import EVAL_SEED, Case
+from lavin_core.images import to_pil
+from lavin_core.interfaces import Task
+
+#: The tasks the demo shows when the model does not list the tasks it was trained on.
+DEMO_TASKS = (
+    "depth", "normals", "semantic_segmentation", "foreground_segmentation", "edges", "detection", "pose",
+    "colorization", "denoising", "inpainting",
+)
+#: Restoration tasks that also get a row on scikit-image's sample photos, when it is installed.
+PHOTO_TASKS = ("denoising", "inpainting", "colorization")
+PHOTO_SUFFIX = " (photo)"
+
+
+@attrs.frozen
+class DemoRow:
+    """One task of the demo: its case, the prediction ``(3, T, H, W)`` and both score dicts."""
+
+    label: str
+    task: Task
+    case: Case
+    prediction: Tensor
+    scores: dict[str, float]
+    copy_query_scores: dict[str, float]
+
+
+def photos_available() -> bool:
+    return importlib.util.find_spec("skimage") is not None
+
+
+def demo_tasks(names: Sequence[str], *, size: int, photos: bool) -> list[tuple[str, Task]]:
+    """``(row label, task)`` for each name, plus photo rows of ``PHOTO_TASKS`` when ``photos``."""
+    import registry
+
+    rows = [(name, registry.get_task(name, size=size)) for name in names]
+    if photos:
+        rows += [(name + PHOTO_SUFFIX, registry.get_task(name, size=size, source="skimage"))
+                 for name in names if name in PHOTO_TASKS]
+    return rows
+
+
+def run_demo(
+    pipe,
+    tasks: Sequence[str],
+    *,
+    num_pairs: int = 3,
+    seed: int = EVAL_SEED,
+    size: int = 64,
+    num_steps: int | None = None,
+    guidance_scale: float = 1.5,
+    photos: bool | None = None,
+    progress: bool = True,
+) -> list[DemoRow]:
+    """One row per task (and photo row): all queries are predicted in one batched call.
+
+    ``photos``: add rows on scikit-image's photos (None: when it is installed).
+    """
+    if not tasks:
+        raise ValueError("no tasks for the demo; name some with --tasks (see `lavin tasks`)")
+    photos = photos_available() if photos is None else photos
+    labelled = demo_tasks(tasks, size=size, photos=photos)
+    cases = [evaluation.draw_cases(task, 1, num_pairs=num_pairs, seed=seed)[0] for _, task in labelled]
+    predictions = evaluation.predict(pipe, cases, seed=seed, num_steps=num_steps, guidance_scale=guidance_scale,
+                                     progress=progress, desc="demo")
+    return [
+        DemoRow(label=label, task=task, case=case, prediction=prediction,
+                scores=evaluation.score(task, prediction, case.answer),
+                copy_query_scores=evaluation.score(task, evaluation.copy_query(case), case.answer))
+        for (label, task), case, prediction in zip(labelled, cases, predictions)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# the grid
+
+
+def _last_frame(pixels: Tensor, scale: int) -> Image.Image:
+    frame = to_pil(pixels)[-1]
+    return frame.resize((frame.width * scale, frame.height * scale), Image.Resampling.NEAREST)
+
+
+def column_titles(num_pairs: int) -> list[str]:
+    titles = []
+    for i in range(1, num_pairs + 1):
+        titles += [f"example {i} input", f"example {i} target"]
+    return [*titles, "query", "prediction", "ground truth"]
+
+
+def make_grid(rows: Sequence[DemoRow], *, scale: int = 2, pad: int = 4, label_width: int = 170) -> Image.Image:
+    """One RGB image: a title row, then per task its label, example pairs, query, prediction and truth."""
+    if not rows:
+        raise ValueError("no demo rows to draw")
+    num_pairs = len(rows[0].case.pairs)
+    font = ImageFont.load_default()
+    height, width = rows[0].case.query.shape[-2:]
+    cell_h, cell_w = height * scale, width * scale
+    title_h = 18
+    columns = column_titles(num_pairs)
+    grid = Image.new("RGB", (label_width + len(columns) * (cell_w + pad) + pad,
+                             title_h + len(rows) * (cell_h + pad) + pad), "white")
+    draw = ImageDraw.Draw(grid)
+    for c, title in enumerate(columns):
+        draw.text((label_width + pad + c * (cell_w + pad), 3), title, fill="black", font=font)
+    for r, row in enumerate(rows):
+        top = title_h + pad + r * (cell_h + pad)
+        main = row.task.metrics[0]
+        clip = " (last frame)" if row.case.query.shape[1] > 1 else ""
+        lines = [row.label + clip, f"{main}: {row.scores[main]:.3f}", f"copy query: {row.copy_query_scores[main]:.3f}"]
+        draw.multiline_text((pad, top + 4), "\n".join(lines), fill="black", font=font, spacing=4)
+        cells = [p for pair in row.case.pairs for p in (pair.input, pair.target)]
+        cells += [row.case.query, row.prediction, row.case.target]
+        for c, pixels in enumerate(cells):
+            grid.paste(_last_frame(pixels, scale), (label_width + pad + c * (cell_w + pad), top))
+    return grid
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+
+
+def demo_metrics(rows: Sequence[DemoRow], meta: dict[str, Any]) -> dict[str, Any]:
+    """The JSON of the demo: ``meta`` plus, per row, the main metric and every score."""
+    return {
+        **meta,
+        "tasks": {
+            row.label: {
+                "task": row.task.name,
+                "main_metric": row.task.metrics[0],
+                "higher_is_better": dict(row.task.higher_is_better),
+                "scores": row.scores,
+                "copy_query_scores": row.copy_query_scores,
+            }
+            for row in rows
+        },
+    }
+
+
+def text_table(rows: Sequence[DemoRow], model_name: str) -> str:
+    from lavin_core.cli.table import format_table
+
+    table = []
+    for row in rows:
+        main = row.task.metrics[0]
+        arrow = "↑" if row.task.higher_is_better[main] else "↓"
+        table.append([row.label, f"{main} {arrow}", f"{row.scores[main]:.3f}", f"{row.copy_query_scores[main]:.3f}"])
+    return format_table(["task", "main metric", model_name, "copy query"], table)
+
+
+def write_demo(rows: Sequence[DemoRow], out_dir: str | Path, *, meta: dict[str, Any]) -> tuple[Path, Path]:
+    """``demo.png`` (the grid) and ``metrics.json`` in ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    png, metrics = out / "demo.png", out / "metrics.json"
+    make_grid(rows).save(png)
+    metrics.write_text(json.dumps(evaluation.json_ready(demo_metrics(rows, meta)), indent=2) + "\n")
+    return png, metrics

@@ -1,0 +1,182 @@
+"""Shared by ``lavin demo`` and ``lavin bench``: test cases from the task generators, model
+predictions with one progress bar, training-free baselines, and scoring.
+
+    >>> cases = draw_cases(registry.get_task("depth"), 4, num_pairs=3, seed=EVAL_SEED)
+    >>> predictions = predict(pipe, cases, seed=EVAL_SEED)
+    >>> score(task, predictions[0], cases[0].answer)                 # {"abs_rel": ..., "delta1": ...}
+    >>> score(task, BASELINES["copy_query"](cases[0]), cases[0].answer)
+
+Cases come from ``task.examples(count * (num_pairs + 1), seed=seed)``: each consecutive group of
+``num_pairs + 1`` examples gives the example pairs and, last, the query with its true answer.
+Training draws its examples with 63-bit seeds mixed from ``(run seed, sample index)``
+(``lavin_core.loader.mix_seed``), so a small fixed seed such as ``EVAL_SEED`` = 2026 gives examples
+the model never saw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from lavin_core.context import ExamplePair, TaskContext
+from lavin_core.interfaces import Task
+
+#: The default seed of demo and bench examples (never one training uses; see the module docstring).
+EVAL_SEED = 2026
+
+
+@attrs.frozen
+class Case:
+    """One test: example pairs, a query ``(3, T, H, W)``, its target pixels and its true answer."""
+
+    task: str
+    pairs: tuple[ExamplePair, ...] = attrs.field(converter=tuple)
+    query: Tensor
+    target: Tensor
+    answer: Any
+
+    def context(self) -> TaskContext:
+        return TaskContext(task=self.task, pairs=self.pairs, query=self.query)
+
+
+def draw_cases(task: Task, count: int, *, num_pairs: int, seed: int = EVAL_SEED) -> list[Case]:
+    """``count`` cases of ``task`` with ``num_pairs`` example pairs each, all from ``seed``."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    if num_pairs < 1:
+        raise ValueError(f"num_pairs must be at least 1, got {num_pairs}")
+    examples = list(task.examples(count * (num_pairs + 1), seed=seed))
+    if len(examples) < count * (num_pairs + 1):
+        raise ValueError(f"task {task.name!r} gave {len(examples)} examples, {count * (num_pairs + 1)} are needed")
+    cases = []
+    for start in range(0, count * (num_pairs + 1), num_pairs + 1):
+        *pairs, query = examples[start : start + num_pairs + 1]
+        cases.append(Case(task=task.name, pairs=[e.pair for e in pairs], query=query.pair.input,
+                          target=query.pair.target, answer=query.answer))
+    return cases
+
+
+# ---------------------------------------------------------------------------------------------
+# baselines: predictions that need no training, each (3, T, H, W) like the target
+
+
+def copy_query(case: Case) -> Tensor:
+    """The query itself (for a clip task: the query clip)."""
+    return case.query
+
+
+def mean_of_targets(case: Case) -> Tensor:
+    """The pixel mean of the example targets."""
+    return torch.stack([pair.target for pair in case.pairs]).mean(dim=0)
+
+
+def nearest_target(case: Case) -> Tensor:
+    """The target of the example whose input is nearest to the query (pixel L2; the first on ties)."""
+    distances = torch.stack([(pair.input.float() - case.query.float()).square().sum() for pair in case.pairs])
+    return case.pairs[int(torch.argmin(distances))].target
+
+
+#: Baseline name -> prediction function, in the order tables show them.
+BASELINES: dict[str, Callable[[Case], Tensor]] = {
+    "copy_query": copy_query,
+    "mean_of_targets": mean_of_targets,
+    "nearest_target": nearest_target,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+
+
+def predict(
+    pipe,
+    cases: Sequence[Case],
+    *,
+    seed: int = EVAL_SEED,
+    num_steps: int | None = None,
+    guidance_scale: float = 1.5,
+    batch_size: int = 32,
+    progress: bool = True,
+    desc: str = "lavin",
+) -> list[Tensor]:
+    """The pipeline's prediction ``(3, T, H, W)`` for each case, in order.
+
+    Cases run ``batch_size`` at a time (the pipeline batches those of one shape together); one
+    progress bar counts sampling steps over all batches. The noise of case ``i`` comes from one
+    generator seeded with ``seed`` and walked in order, so results do not depend on ``progress``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    steps = len(pipe.sampler.timesteps(num_steps)) - 1
+    batches = [list(cases[i : i + batch_size]) for i in range(0, len(cases), batch_size)]
+    total = sum(len({_shape_key(c) for c in batch}) for batch in batches) * steps
+    generator = torch.Generator().manual_seed(seed)
+    predictions: list[Tensor] = []
+    with tqdm(total=total, disable=not progress, desc=desc, unit="step") as bar:
+        for batch in batches:
+            out = pipe([case.context() for case in batch], num_steps=num_steps, guidance_scale=guidance_scale,
+                       generator=generator, progress=False, callback=lambda *_: bar.update())
+            predictions.extend(out.predictions)
+    return predictions
+
+
+def _shape_key(case: Case) -> tuple:
+    return len(case.pairs), tuple(case.query.shape), tuple(case.target.shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# scores
+
+
+def score(task: Task, prediction: Tensor, answer: Any) -> dict[str, float]:
+    """Every metric of ``task`` for predicted pixels ``(3, T, H, W)``, read back into an answer."""
+    scores = task.score(task.read(prediction.float().clamp(-1, 1)), answer)
+    return {name: float(scores[name]) for name in task.metrics}
+
+
+def mean_scores(scores: Sequence[dict[str, float]], metrics: Sequence[str]) -> dict[str, float]:
+    """The mean of each metric over cases, ignoring NaNs (NaN when every case is NaN)."""
+    out = {}
+    for name in metrics:
+        values = [s[name] for s in scores if not math.isnan(s[name])]
+        out[name] = sum(values) / len(values) if values else math.nan
+    return out
+
+
+def better(a: float, b: float, *, higher_is_better: bool) -> bool:
+    """Whether score ``a`` is strictly better than ``b`` (never when either is NaN)."""
+    if math.isnan(a) or math.isnan(b):
+        return False
+    return a > b if higher_is_better else a < b
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with NaN floats as None (JSON has no NaN)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def buildable_tasks(size: int) -> list[str]:
+    """Every registered task that builds from its name and ``size`` alone (not e.g. ``folder``)."""
+    import registry
+    from lavin_core.errors import LavinError
+
+    names = []
+    for name in registry.list_tasks():
+        try:
+            registry.get_task(name, size=size)
+        except (LavinError, TypeError, ValueError):
+            continue
+        names.append(name)
+    return names

@@ -1,0 +1,162 @@
+"""lavin bench: baselines, scoring, held-out marks, wins, outputs (with a random tiny model)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import registry
+from lavin_core import evaluation
+from lavin_core.bench import markdown_table, run_bench, task_summary, write_bench
+from lavin_core.cli import main
+from lavin_core.context import Example, ExamplePair
+from lavin_core.evaluation import Case
+from lavin_core.interfaces import Task
+from tests.tiny_model import make_model_folder, tiny_pipeline
+
+
+class IdentityTask(Task):
+    """Target = input (random pixels): copying the query is a perfect prediction."""
+
+    name = "bench-test-identity"
+    description = "identity"
+    metrics = ("mae", "exact")
+    higher_is_better = {"mae": False, "exact": True}
+
+    def __init__(self, *, size: int = 64):
+        self.size = size
+
+    def examples(self, count, *, seed=0):
+        generator = torch.Generator().manual_seed(seed)
+        for index in range(count):
+            pixels = torch.rand(3, 1, self.size, self.size, generator=generator) * 2 - 1
+            yield Example(pair=ExamplePair(input=pixels, target=pixels.clone()), answer=pixels.clone(), id=str(index))
+
+    def render(self, answer):
+        return answer
+
+    def read(self, pixels):
+        return pixels
+
+    def score(self, predicted, truth):
+        mae = float((predicted - truth).abs().mean())
+        return {"mae": mae, "exact": float(mae < 1e-6)}
+
+
+class Plugin:
+    @registry.hookimpl
+    def lavin_register_tasks(self, register):
+        register(IdentityTask)
+
+
+@pytest.fixture(scope="module")
+def identity():
+    name = registry.register_plugin(Plugin(), "bench-test-plugin")
+    yield IdentityTask.name
+    registry.unregister_plugin(name)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return make_model_folder(tmp_path_factory.mktemp("bench") / "tiny")
+
+
+def _random_case(seed: int, num_pairs: int, frames: int = 1) -> Case:
+    g = torch.Generator().manual_seed(seed)
+    pixels = lambda: torch.rand(3, frames, 8, 8, generator=g) * 2 - 1  # noqa: E731
+    pairs = [ExamplePair(input=pixels(), target=pixels()) for _ in range(num_pairs)]
+    return Case(task="t", pairs=pairs, query=pixels(), target=pixels(), answer=None)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31), num_pairs=st.integers(1, 5), frames=st.sampled_from([1, 5]))
+def test_baselines_by_hand(seed, num_pairs, frames):
+    case = _random_case(seed, num_pairs, frames)
+    assert evaluation.copy_query(case) is case.query
+    mean = sum(pair.target for pair in case.pairs) / num_pairs
+    got = evaluation.mean_of_targets(case)
+    assert got.shape == case.target.shape
+    assert (got - mean).norm() / mean.norm() < 1e-5
+    distances = [float(((pair.input - case.query) ** 2).sum()) for pair in case.pairs]
+    assert evaluation.nearest_target(case) is case.pairs[distances.index(min(distances))].target
+
+
+def test_nearest_target_finds_a_copy_of_the_query():
+    case = _random_case(1, 4)
+    pairs = list(case.pairs)
+    pairs[2] = ExamplePair(input=(case.query * 0.99).clamp(-1, 1), target=pairs[2].target)
+    case = Case(task="t", pairs=pairs, query=case.query, target=case.target, answer=None)
+    assert evaluation.nearest_target(case) is pairs[2].target
+
+
+def test_draw_cases_groups_consecutive_examples():
+    task = registry.get_task("edges", size=32)
+    cases = evaluation.draw_cases(task, 2, num_pairs=2, seed=5)
+    examples = list(task.examples(6, seed=5))
+    assert torch.equal(cases[1].pairs[0].input, examples[3].pair.input)
+    assert torch.equal(cases[1].query, examples[5].pair.input) and torch.equal(cases[1].target, examples[5].pair.target)
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        evaluation.draw_cases(task, 0, num_pairs=2)
+
+
+def test_summary_picks_the_best_baseline_by_direction():
+    scores = {"m": {"err": 0.5, "acc": 0.1}, "a": {"err": 0.7, "acc": 0.9}, "b": {"err": 0.4, "acc": 0.2},
+              "c": {"err": math.nan, "acc": 0.3}}
+    lower = task_summary(("err", "acc"), {"err": False, "acc": True}, scores, "m", held_out=False)
+    assert lower["best_baseline"] == "b" and lower["wins"] is False
+    higher = task_summary(("acc", "err"), {"err": False, "acc": True}, scores, "m", held_out=True)
+    assert higher["best_baseline"] == "a" and higher["wins"] is False
+    scores["m"]["err"] = 0.3
+    assert task_summary(("err",), {"err": False}, scores, "m", held_out=None)["wins"] is True
+    scores["m"]["err"] = math.nan
+    assert task_summary(("err",), {"err": False}, scores, "m", held_out=None)["wins"] is False
+
+
+def test_run_bench_scores_model_and_baselines(folder, identity, tmp_path):
+    pipe = tiny_pipeline(folder)
+    result = run_bench(pipe, ["depth", identity], model_name="tiny", trained_tasks=["depth"], count=2, num_pairs=2,
+                       seed=11, num_steps=2, progress=False)
+    assert list(result["tasks"]) == ["depth", identity]
+    depth, ident = result["tasks"]["depth"], result["tasks"][identity]
+    assert depth["held_out"] is False and ident["held_out"] is True
+    assert result["trained_count"] == 1 and result["num_steps"] == 2
+    for entry, metrics in ((depth, ["abs_rel", "delta1"]), (ident, ["mae", "exact"])):
+        assert set(entry["scores"]) == {"tiny", "copy_query", "mean_of_targets", "nearest_target"}
+        assert all(list(s) == metrics for s in entry["scores"].values())
+        assert entry["main_metric"] == metrics[0]
+    # identity: copying the query is perfect, so it is the best baseline and random weights cannot beat it
+    assert ident["scores"]["copy_query"] == {"mae": 0.0, "exact": 1.0}
+    assert ident["best_baseline"] == "copy_query" and ident["wins"] is False
+    assert ident["scores"]["tiny"]["mae"] > 0.01
+    # mean of targets, by hand, from the same examples
+    task = IdentityTask()
+    cases = evaluation.draw_cases(task, 2, num_pairs=2, seed=11)
+    by_hand = [float(((c.pairs[0].target + c.pairs[1].target) / 2 - c.answer).abs().mean()) for c in cases]
+    assert math.isclose(ident["scores"]["mean_of_targets"]["mae"], sum(by_hand) / 2, rel_tol=1e-5)
+
+    json_path, md_path = write_bench(result, tmp_path / "out")
+    saved = json.loads(json_path.read_text())
+    assert saved["tasks"][identity]["scores"]["copy_query"]["mae"] == 0.0
+    table = md_path.read_text()
+    assert table == markdown_table(result)
+    assert "| depth | abs_rel ↓ * |" in table and "held out" in table and "of 1 trained tasks" in table
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == 1 + 4  # header + 4 metric rows
+
+
+def test_bench_command(folder, tmp_path, capsys):
+    out = tmp_path / "bench"
+    status = main(["bench", "--model", str(folder), "--tasks", "edges", "frame_prediction", "--count", "1",
+                   "--num-pairs", "1", "--steps", "2", "--out", str(out), "--no-progress"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    result = json.loads((out / "bench.json").read_text())
+    assert result["model"] == "tiny" and result["seed"] == 2026
+    assert result["tasks"]["edges"]["held_out"] is False and result["tasks"]["frame_prediction"]["held_out"] is True
+    assert (out / "bench.md").is_file() and "frame_prediction" in captured.out
+    assert main(["bench", "--model", str(folder), "--count", "0"]) == 2
