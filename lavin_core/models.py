@@ -103,7 +103,8 @@ def get_model(spec: str | os.PathLike) -> ModelFolder:
         if not _complete(path):
             raise CheckpointError(
                 f"the weights of {spec!r} are not installed: {path} lacks dit/ and vae/ (config.json + "
-                "model.safetensors); install a released lavin-dit package, or pass --dit and --vae checkpoints"
+                "model.safetensors); reinstall lavin-dit with its weights (or write them with scripts/export_shipped.py), "
+                "or pass --dit and --vae checkpoints"
             )
         return ModelFolder(name=spec, path=path)
     if is_model_folder(spec):
