@@ -135,7 +135,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     summary = (f"{result['model']} beats the best baseline on the main metric (*) of {result['wins_on_trained']} of "
                f"{result['trained_count']} trained tasks; {result['count']} cases per task, {result['num_pairs']} "
-               f"example pairs, seed {result['seed']}, {result['num_steps']} steps, guidance {result['guidance_scale']}.")
+               f"example pairs, seed {result['seed']}, {result['num_steps']} steps, "
+               f"guidance {result['guidance_scale']}.")
     return "\n".join([summary, "", *lines]) + "\n"
 
 

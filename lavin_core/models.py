@@ -81,7 +81,8 @@ def shipped_path(name: str) -> Path:
 
 
 def _complete(path: Path) -> bool:
-    return all((path / part / file).is_file() for part in (DIT_DIR, VAE_DIR) for file in ("config.json", "model.safetensors"))
+    files = ("config.json", "model.safetensors")
+    return all((path / part / file).is_file() for part in (DIT_DIR, VAE_DIR) for file in files)
 
 
 def weights_present(name: str = DEFAULT_MODEL) -> bool:
@@ -103,8 +104,8 @@ def get_model(spec: str | os.PathLike) -> ModelFolder:
         if not _complete(path):
             raise CheckpointError(
                 f"the weights of {spec!r} are not installed: {path} lacks dit/ and vae/ (config.json + "
-                "model.safetensors); reinstall lavin-dit with its weights (or write them with scripts/export_shipped.py), "
-                "or pass --dit and --vae checkpoints"
+                "model.safetensors); reinstall lavin-dit with its weights (or write them with "
+                "scripts/export_shipped.py), or pass --dit and --vae checkpoints"
             )
         return ModelFolder(name=spec, path=path)
     if is_model_folder(spec):
