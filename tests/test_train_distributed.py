@@ -1,5 +1,6 @@
 """A tiny J-DiT trained under torchrun (2 ranks, gloo) equals one process with the same global batch;
-an FSDP2 run resumed from its checkpoint continues exactly."""
+an FSDP2 run resumed from its checkpoint continues exactly; gradient checkpointing and bf16 autocast
+keep the numbers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from safetensors.torch import load_file
 
 from lavin_core.jdit import JDiT, preset
 from lavin_core.train.config import load_config
+from lavin_core.train.metrics import read_metrics
 from lavin_core.train.toy import make_toy_workspace
 from lavin_core.train.trainer import seed_everything, train
 
@@ -79,3 +81,22 @@ def _torchrun(config_path, out, parallel, *extra):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_gradient_checkpointing_and_bf16_autocast_keep_the_numbers(tmp_path):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    base = ["run.steps=2", "run.log_every=1", "checkpoint.every=2", "train.batch_size=2", "data.max_pairs=2"]
+    runs = {"fp32": [], "checkpointed": ["model.gradient_checkpointing=true"], "bf16": ["train.precision='bf16'"]}
+    for name, extra in runs.items():
+        train(load_config(config_path, base + extra), tmp_path / name)
+    fp32, checkpointed = _weights_at(tmp_path / "fp32"), _weights_at(tmp_path / "checkpointed")
+    assert all(torch.equal(fp32[k], checkpointed[k]) for k in fp32)  # recomputation changes nothing
+    # bf16 autocast: the first loss (same weights, same data) agrees to bf16 tolerance.
+    first = [read_metrics(tmp_path / name)[0]["loss"] for name in ("fp32", "bf16")]
+    assert abs(first[1] - first[0]) / first[0] < 1e-2
+    assert JDiT.from_pretrained(str(tmp_path / "checkpointed" / "export")).config.gradient_checkpointing is False
+
+
+def _weights_at(run_dir, step=2):
+    return load_file(str(run_dir / "checkpoints" / f"step-{step:08d}" / "model.safetensors"))

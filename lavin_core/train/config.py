@@ -142,7 +142,11 @@ class CheckpointConfig:
 
 @attrs.frozen(kw_only=True)
 class SamplesConfig:
-    """Sample grids (context | prediction | ground truth) during dit training; every = 0 turns them off."""
+    """Sample grids written to ``RUN_DIR/samples/``; every = 0 turns them off.
+
+    dit stage: context | prediction | ground truth per row (``num_steps`` Euler steps, CFG
+    ``guidance_scale``); vae stage: original | reconstruction.
+    """
 
     every: int = attrs.field(default=500, validator=_non_negative_int)
     count: int = attrs.field(default=4, validator=_positive_int)

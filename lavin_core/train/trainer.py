@@ -171,7 +171,7 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
                 samples_since_log = 0
             if done % config.checkpoint.every == 0 or done == config.run.steps:
                 last_saved = save(done)
-            if config.samples.every and done % config.samples.every == 0 and hasattr(stage, "sample_grid"):
+            if config.samples.every and done % config.samples.every == 0:
                 stage.sample_grid(ema.shadow, done, run_dir / "samples" / f"step-{done:08d}.png")
     finally:
         logger.close()

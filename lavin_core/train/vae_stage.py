@@ -9,13 +9,19 @@ its own AdamW and steps after the autoencoder, on detached reconstructions, once
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+from PIL import Image
 from torch import Tensor, nn
+
+from lavin_core.images import to_uint8
+from lavin_core.loader import ContextLoader, mix_seed
 
 from lavin_core.stvae import STVAE, get_preset
 from lavin_core.stvae.losses import LossWeights, PatchDiscriminator3D, STVAELoss, hinge_discriminator_loss
 from lavin_core.train.config import TrainConfig
-from lavin_core.train.data import make_loader
+from lavin_core.train.data import data_sources, make_loader
 from lavin_core.train.dit_stage import generator_for
 from lavin_core.train.distributed import DistInfo, choose_parallel, parallelize, unwrap
 
@@ -61,6 +67,7 @@ class VAEStage:
         # One pair per context is the loader's minimum; its query input and target are the images.
         self.loader = make_loader(config, info, min_pairs=1, max_pairs=1)
         self._last_reconstruction: tuple[Tensor, Tensor] | None = None
+        self._grid_loader: ContextLoader | None = None
 
     def pixels(self, step: int) -> Tensor:
         """This rank's pixels for ``step``: the query inputs and targets, ``(2B, 3, T, H, W)``."""
@@ -97,6 +104,30 @@ class VAEStage:
         loss.backward()
         self.discriminator_optimizer.step()
         return {"loss_discriminator": loss.detach().item()}
+
+    @torch.no_grad()
+    def sample_grid(self, model: nn.Module, step: int, path: Path) -> None:
+        """Write a PNG with one row per image: original | reconstruction (posterior mean), first frames.
+
+        The images are the same at every call. Every rank must call it (the EMA model may be
+        sharded); rank 0 writes the file.
+        """
+        c = self.config
+        if self._grid_loader is None:
+            self._grid_loader = ContextLoader(data_sources(c), batch_size=c.samples.count, min_pairs=1, max_pairs=1,
+                                              seed=mix_seed(c.run.seed, 0x5A))
+        pixels = self._grid_loader.batch(0).target.to(self.info.device)
+        was_training = model.training
+        model.eval()
+        # forward (not encode/decode): FSDP2 gathers a sharded model's weights around forward only.
+        reconstruction = model(pixels)[0].clamp(-1.0, 1.0).cpu()
+        model.train(was_training)
+        if not self.info.is_main:
+            return
+        rows = [torch.cat([torch.from_numpy(to_uint8(x[i])[0]) for x in (pixels.cpu(), reconstruction)], dim=1)
+                for i in range(pixels.shape[0])]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(torch.cat(rows, dim=0).numpy()).save(path)
 
     # -- what the trainer asks of every stage ---------------------------------------------------
 
