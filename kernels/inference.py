@@ -16,14 +16,17 @@ Why these pieces:
   (``[0, query]``, 2 frames) have different lengths, so ``guided_velocity`` runs them as two calls
   and the null pass costs what its short sequence costs; nothing is padded.
 - Attention is the largest cost, and at head_dim 72 SDPA's cuDNN kernel beats its flash kernel
-  (2.55 ms against 4.15 ms per layer at 10,240 tokens on an H100, GQA 32/8); recent PyTorch no
-  longer tries cuDNN first, so ``prefer_cudnn_attention`` puts it first (falling back in order).
+  (2.55 ms against 4.15 ms per layer at 10,240 tokens on an H100, GQA 32/8); PyTorch's default
+  order (flash, memory-efficient, math, cuDNN) never reaches cuDNN, since math always applies, so
+  ``prefer_cudnn_attention`` puts it first (the others follow as fallbacks).
 - CUDA graphs remove the launch overhead that dominates the short null pass. Each distinct input
   shape gets its own graph (two per sampling run: conditional and null), captured after a warm-up
   on a side stream; the RoPE tables are computed inside the capture (``lavin_core.jdit.rope``), so
   no cached table lives in a graph's memory pool.
 
-Needs a CUDA device; nothing here is exercised by the CPU test suite except the argument checks.
+Needs a CUDA device. The CPU tests check only the errors; on a GPU, ``tests/test_kernels.py``
+checks CUDA-graph replay against the eager model (``scripts/gpu_check.sh`` runs it). Speed:
+``lavin bench-gpu``. Not yet measured on a GPU: this was written on a machine without one.
 """
 
 from __future__ import annotations
