@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from pathlib import Path
 
 import attrs
@@ -121,6 +122,8 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
     manager = CheckpointManager(run_dir, keep_last=config.checkpoint.keep_last, info=info,
                                 models=models, optimizers=optimizers)
     start = 0
+    if resume and latest is None and info.is_main:
+        print(f"lavin train: no checkpoint in {run_dir}; starting from step 0", file=sys.stderr)
     if resume and latest is not None:
         trainer_state, _ = manager.load(latest)
         start = int(trainer_state["step"])
