@@ -12,6 +12,8 @@ A checkpoint is the folder ``RUN_DIR/checkpoints/step-00001000/``:
 Every rank writes into ``.tmp-step-00001000`` and rank 0 renames it once all are done: the rename
 is the commit, so a ``kill -9`` at any moment leaves either the complete checkpoint or none
 (stale temporary folders are removed on the next start). Only the last ``keep_last`` are kept.
+All ranks write into one folder: on several nodes it must be on a shared file system. Because
+the weights and optimizer states are saved unsharded, a run may resume on another number of ranks.
 Everything is read back with ``torch.load(weights_only=True)``.
 """
 
@@ -21,6 +23,7 @@ import json
 import os
 import random
 import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -219,10 +222,12 @@ class CheckpointManager:
         trainer_state = torch.load(path / "trainer.pt", weights_only=True)
         rank_file = path / f"rank-{self.info.rank:05d}.pt"
         if not rank_file.is_file():
-            raise CheckpointError(
-                f"{path} has no state for rank {self.info.rank}; resume with the number of ranks it was "
-                f"written with ({len(list(path.glob('rank-*.pt')))})"
-            )
+            # Written with fewer ranks. Weights and optimizer states are full (unsharded) and the
+            # data depends only on the step, so the run goes on; only this rank's RNG starts anew.
+            written = len(list(path.glob("rank-*.pt")))
+            print(f"lavin train: {path} has no RNG state for rank {self.info.rank} (written with {written} ranks); "
+                  "continuing with fresh RNG on this rank", file=sys.stderr)
+            return trainer_state, {}
         rank_state = torch.load(rank_file, weights_only=True)
         set_rng_state(rank_state.pop("rng"), self.info.device)
         return trainer_state, rank_state
