@@ -8,6 +8,7 @@ On a machine without CUDA the Triton kernels run through Triton's interpreter on
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 
 import pytest
@@ -25,9 +26,19 @@ from kernels.qk_norm_rope import (
 
 DEVICE = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET", "0") != "1" else "cpu"
 
-needs_triton = pytest.mark.skipif(not triton_available(), reason="triton is not installed (pip install triton, Linux)")
+def _triton_skip_reason() -> str | None:
+    if not triton_available():
+        return "triton is not installed (pip install triton, Linux)"
+    version = tuple(int(part) for part in importlib.metadata.version("triton").split(".")[:2])
+    if DEVICE == "cpu" and version < (3, 7):
+        return f"triton {version[0]}.{version[1]}'s interpreter cannot run a loop with a runtime bound; needs 3.7+"
+    return None
 
-if triton_available():
+
+TRITON_SKIP = _triton_skip_reason()
+needs_triton = pytest.mark.skipif(TRITON_SKIP is not None, reason=TRITON_SKIP or "")
+
+if TRITON_SKIP is None:
     if DEVICE == "cpu":
         # Read when the kernels are decorated (at import) and again while the interpreter runs them,
         # so it stays set for this process.
