@@ -1,7 +1,7 @@
 """Guard: the shipped lavin-tiny weights are the trained ones.
 
 On fixed examples never used in training (seed 2026), the shipped model must clearly beat the
-copy-the-query baseline on depth (abs_rel) and foreground segmentation (iou); random weights do
+copy-the-query baseline on depth (abs_rel) and surface normals (mean angle); random weights do
 not. Fails, never skips, when the weights are not in ``lavin_core/weights/lavin-tiny``.
 Set ``LAVIN_SHIPPED_MODEL=/path/to/model-folder`` to check a candidate folder before shipping it.
 
@@ -24,7 +24,7 @@ from lavin_core.pipeline import load_pipeline
 #: (task, cases, main-metric check) for the guard; a check takes (model score, copy-query score).
 CHECKS = {
     "depth": lambda model, copy: model <= 0.6 * copy,  # abs_rel, lower is better
-    "foreground_segmentation": lambda model, copy: model >= copy + 0.25,  # iou, higher is better
+    "normals": lambda model, copy: model <= 0.5 * copy,  # mean angular error, lower is better
 }
 COUNT, NUM_PAIRS = 4, 3
 MAX_MB = 40
