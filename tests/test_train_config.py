@@ -108,7 +108,7 @@ def test_lr_schedule_warms_up_then_stays_within_bounds(step, warmup, ratio):
     assert lr_factor(1000, total_steps=1000, warmup_steps=0, decay="cosine", min_lr_ratio=ratio) == pytest.approx(ratio)
 
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("**/*.toml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -118,10 +118,10 @@ def test_shipped_configs_load(path):
 
 
 def test_tiny_recipe_chains_the_vae_into_the_dit():
-    folder = Path(__file__).parent.parent / "configs"
-    vae, dit = load_config(folder / "tiny-vae.toml"), load_config(folder / "tiny-dit.toml")
+    folder = Path(__file__).parent.parent / "configs" / "lavin-tiny"
+    vae, dit = load_config(folder / "vae.toml"), load_config(folder / "dit.toml")
     assert (vae.run.stage, dit.run.stage) == ("vae", "dit")
-    # `lavin train configs/tiny-vae.toml` writes runs/<run.name>/export, which tiny-dit reads.
+    # `lavin train configs/lavin-tiny/vae.toml` writes runs/<run.name>/export, which dit.toml reads.
     assert dit.model.vae == f"runs/{vae.run.name}/export"
     assert set(dit.tasks) <= set(vae.tasks)
 

@@ -11,7 +11,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Train from a config file. Under `torchrun --nproc_per_node N` every rank runs this "
                     "same command (DDP, or FSDP2 for large presets).",
     )
-    parser.add_argument("config", help="TOML (or YAML) config, e.g. configs/tiny-dit.toml")
+    parser.add_argument("config", help="TOML (or YAML) config, e.g. configs/lavin-tiny/dit.toml")
     parser.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/<run.name>)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in RUN_DIR")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -95,7 +95,7 @@ class DiTStage:
         if not config.model.vae:
             raise ValueError(
                 "the dit stage needs a trained ST-VAE: set model.vae to the folder a vae-stage run exported "
-                "(RUN_DIR/export), e.g. --set model.vae=runs/tiny-vae/export"
+                "(RUN_DIR/export), e.g. --set model.vae=runs/lavin-tiny-vae/export"
             )
         self.vae = STVAE.from_pretrained(config.model.vae, device=info.device).requires_grad_(False).eval()
         if self.vae.latent_channels != model_config.in_channels:

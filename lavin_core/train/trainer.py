@@ -7,7 +7,7 @@ all ranks, backward, gradient clipping, AdamW, LR schedule, EMA, then logging, c
 sample grids at their intervals. The end exports the EMA weights with ``save_pretrained``.
 
     >>> from lavin_core.train import train
-    >>> export_dir = train(load_config("configs/tiny-dit.toml"), "runs/tiny-dit")
+    >>> export_dir = train(load_config("configs/lavin-tiny/dit.toml"), "runs/lavin-tiny-dit")
 """
 
 from __future__ import annotations
