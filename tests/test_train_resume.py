@@ -37,7 +37,9 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     command = [sys.executable, "-m", "lavin_core.train", str(config_path), "--out", str(killed)]
     for override in OVERRIDES:
         command += ["--set", override]
-    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    # The same thread count as this process: float reductions, and so the weights, depend on it.
+    threads = str(torch.get_num_threads())
+    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": threads},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not list_checkpoints(killed) and time.monotonic() < deadline and process.poll() is None:
