@@ -223,6 +223,26 @@ def load_pretrained(
     return module
 
 
+def load_pretrained_into(module: nn.Module, config: Any, url: str) -> None:
+    """Copy the weights saved by ``save_pretrained`` in ``url`` into ``module``, built from ``config``.
+
+    For fine-tuning: the saved config must equal ``config`` (else ``CheckpointError`` lists the
+    fields that differ), then names and shapes are checked as ``load_state_dict_strict`` does.
+    """
+    saved = load_config(type(config), url)
+    differ = [
+        f"{field.name}={getattr(saved, field.name)!r} (wanted {getattr(config, field.name)!r})"
+        for field in attrs.fields(type(config))
+        if getattr(saved, field.name) != getattr(config, field.name)
+    ]
+    if differ:
+        raise CheckpointError(
+            f"{url} holds another architecture: {', '.join(differ)}; pick the preset it was trained with"
+        )
+    weights = _join(url, WEIGHTS_NAME)
+    load_state_dict_strict(module, read_safetensors(weights), source=weights)
+
+
 class PretrainedMixin:
     """``save_pretrained`` / ``from_pretrained`` for an ``nn.Module`` built as ``cls(config)``.
 

@@ -3,7 +3,7 @@
 A config file has one table per section below; every key is optional except ``[tasks]``::
 
     [run]        name, seed, steps, stage ("vae" or "dit"), device, log_every
-    [model]      preset, vae (trained ST-VAE folder for the dit stage), parallel, gradient_checkpointing
+    [model]      preset, vae (trained ST-VAE folder for the dit stage), init, parallel, gradient_checkpointing
     [tasks]      task name = mix weight, e.g. depth = 1.0
     [data]       source ("generators", "templates", "cache"), templates, caches, image_size, min/max pairs
     [optimizer]  AdamW: lr, betas, weight_decay, eps
@@ -11,7 +11,7 @@ A config file has one table per section below; every key is optional except ``[t
     [train]      batch_size (global), precision, grad_clip, ema_decay, cfg_dropout
     [checkpoint] every, keep_last
     [samples]    every, count, num_steps, guidance_scale
-    [vae]        image_steps, loss weights, adversarial_start_step, discriminator_lr
+    [vae]        image_steps, loss weights, adversarial_start_step, discriminator_lr, train_encoder
 
 ``load_config`` checks every key and type before anything runs: ``optimizer.lrr`` fails with
 its key path and the keys that would work. ``dump_toml`` writes the resolved config back out.
@@ -65,6 +65,10 @@ class ModelConfig:
     preset: str = "lavin-tiny"
     #: dit stage: folder (or fsspec URL) of a trained ST-VAE (``save_pretrained``), the frozen encoder.
     vae: str = ""
+    #: Folder (or fsspec URL) of weights to start from (``save_pretrained`` format, e.g. an earlier
+    #: run's ``RUN_DIR/export``) instead of a random initialisation: fine-tuning. Its config must
+    #: equal the preset's. ``--resume`` continues a run; ``init`` starts a new one from its weights.
+    init: str = ""
     #: ``auto``: FSDP2 for models over a billion parameters when there are several ranks, else DDP.
     parallel: Literal["auto", "ddp", "fsdp"] = attrs.field(default="auto", validator=v.in_(("auto", "ddp", "fsdp")))
     gradient_checkpointing: bool = False
@@ -169,6 +173,10 @@ class VAEStageConfig:
     adversarial_weight: float = attrs.field(default=0.05, validator=v.ge(0.0))
     adversarial_start_step: int = attrs.field(default=5000, validator=_non_negative_int)
     discriminator_lr: float = attrs.field(default=1e-4, validator=v.gt(0.0))
+    #: ``false`` freezes the encoder and trains the decoder alone (with ``model.init``): the
+    #: latents stay exactly the same, so J-DiT weights and latent caches made with the old
+    #: encoder stay valid while reconstructions improve (like Stability's ft-MSE decoders).
+    train_encoder: bool = True
 
 
 @attrs.frozen(kw_only=True)

@@ -1,6 +1,7 @@
 """The training loop shared by the ST-VAE and J-DiT stages.
 
-Order of set-up (torchtitan's): distributed init -> seed -> build the stage's model on the device ->
+Order of set-up (torchtitan's): distributed init -> seed -> build the stage's model (and load
+``model.init`` weights, for fine-tuning) on the device ->
 EMA copy -> parallelize (DDP or FSDP2, and the EMA sharded alike) -> optimizer and LR schedule ->
 resume. Each step: the stage's loss on this rank's share of the global batch, a NaN check over
 all ranks, backward, gradient clipping, AdamW, LR schedule, EMA, then logging, checkpoints and
@@ -21,6 +22,7 @@ import attrs
 import numpy as np
 import torch
 
+from lavin_core.checkpoint import load_pretrained_into
 from lavin_core.errors import LavinError
 from lavin_core.train import distributed as dist_utils
 from lavin_core.train.checkpointing import CheckpointManager, export_pretrained, full_model_state, latest_checkpoint
@@ -103,6 +105,8 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
                             "continue that run, or choose another --out")
     seed_everything(config.run.seed)
     stage = build_stage(config, info)
+    if config.model.init and not (resume and latest is not None):
+        load_pretrained_into(stage.model, stage.export_config(), config.model.init)
     model = stage.model.to(info.device)
     ema = EMA(model, config.train.ema_decay)
     parallel = dist_utils.choose_parallel(model, config.model.parallel, info)

@@ -55,6 +55,10 @@ class VAEStage:
         self.model_config = get_preset(config.model.preset)
         self.model_class = STVAE
         self.model = STVAE(self.model_config)
+        if not vc.train_encoder:
+            # Frozen before the optimizer and any DDP/FSDP wrapper are built, which take only
+            # trainable parameters; the KL term then carries no gradient.
+            self.model.encoder.requires_grad_(False)
         self.weights = LossWeights(kl_weight=vc.kl_weight, perceptual_weight=vc.perceptual_weight,
                                    adversarial_weight=vc.adversarial_weight,
                                    adversarial_start_step=vc.adversarial_start_step)

@@ -1,0 +1,78 @@
+"""Fine-tuning: ``model.init`` starts a run from saved weights; ``vae.train_encoder = false`` freezes the encoder."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lavin_core.errors import CheckpointError
+from lavin_core.train.config import load_config
+from lavin_core.train.toy import make_toy_workspace
+from lavin_core.train.trainer import train
+
+BASE = ["run.steps=2", "checkpoint.every=2", "train.batch_size=2", "data.max_pairs=1", "train.ema_decay=0.0"]
+
+
+def _weights(run, name: str = "model") -> dict[str, torch.Tensor]:
+    return load_file(str(run / "checkpoints" / "step-00000002" / f"{name}.safetensors"))
+
+
+def test_a_dit_run_starts_from_the_init_weights(tmp_path):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    first = train(load_config(config_path, BASE), tmp_path / "first")
+    # lr 0: the weights never move, so the second run ends exactly where the first one's export was.
+    second = tmp_path / "second"
+    train(load_config(config_path, [*BASE, "optimizer.lr=1e-30", f'model.init="{first.as_posix()}"']), second)
+    exported = load_file(str(first / "model.safetensors"))
+    continued = _weights(second)
+    assert exported.keys() == continued.keys()
+    assert all(torch.allclose(exported[k], continued[k], atol=1e-6) for k in exported)
+    # and not what the same run without init (a seeded random start) gives
+    fresh = tmp_path / "fresh"
+    train(load_config(config_path, [*BASE, "optimizer.lr=1e-30"]), fresh)
+    random_start = _weights(fresh)
+    assert any(not torch.allclose(random_start[k], continued[k]) for k in random_start)
+
+
+def test_init_from_another_architecture_names_the_fields(tmp_path):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    first = train(load_config(config_path, BASE), tmp_path / "first")
+    other = load_config(config_path, [*BASE, 'model.preset="lavin-small"', f'model.init="{first.as_posix()}"'])
+    with pytest.raises(CheckpointError, match=r"another architecture: hidden_size=192 \(wanted 576\)"):
+        train(other, tmp_path / "second")
+
+
+def test_init_is_not_reloaded_over_a_resumed_checkpoint(tmp_path):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    first = train(load_config(config_path, BASE), tmp_path / "first")
+    run = tmp_path / "run"
+    init = [f'model.init="{first.as_posix()}"']
+    train(load_config(config_path, [*BASE, *init]), run)
+    at_two = _weights(run)
+    train(load_config(config_path, [*BASE, *init, "run.steps=3", "checkpoint.every=1"]), run, resume=True)
+    # step 3 continues from step 2's weights (one small step away), not from the init weights
+    resumed = load_file(str(run / "checkpoints" / "step-00000003" / "model.safetensors"))
+    exported = load_file(str(first / "model.safetensors"))
+    gap_to_step2 = sum((resumed[k] - at_two[k]).abs().sum() for k in at_two)
+    gap_to_init = sum((resumed[k] - exported[k]).abs().sum() for k in exported)
+    assert gap_to_step2 < gap_to_init
+
+
+def test_a_frozen_encoder_keeps_the_latents_and_trains_the_decoder(tmp_path):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    vae = tmp_path / "vae"
+    run = tmp_path / "decoder"
+    train(load_config(config_path, [*BASE, 'run.stage="vae"', f'model.init="{vae.as_posix()}"',
+                                    "vae.train_encoder=false", "vae.adversarial_weight=0.0"]), run)
+    before = load_file(str(vae / "model.safetensors"))
+    after = _weights(run)
+    encoder = [k for k in before if k.startswith("encoder.")]
+    decoder = [k for k in before if k.startswith("decoder.")]
+    assert encoder and decoder
+    assert all(torch.equal(before[k], after[k]) for k in encoder)
+    assert any(not torch.equal(before[k], after[k]) for k in decoder)
