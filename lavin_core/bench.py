@@ -20,6 +20,7 @@ from typing import Any
 
 from lavin_core import evaluation
 from lavin_core.evaluation import BASELINES, EVAL_SEED
+from lavin_core.samplers import sampler_name
 
 
 def run_bench(
@@ -69,6 +70,7 @@ def run_bench(
         "count": count,
         "num_pairs": num_pairs,
         "image_size": size,
+        "sampler": sampler_name(pipe.sampler),
         "num_steps": len(pipe.sampler.timesteps(num_steps)) - 1,
         "guidance_scale": guidance_scale,
         "baselines": list(BASELINES),
@@ -135,7 +137,7 @@ def markdown_table(result: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     summary = (f"{result['model']} beats the best baseline on the main metric (*) of {result['wins_on_trained']} of "
                f"{result['trained_count']} trained tasks; {result['count']} cases per task, {result['num_pairs']} "
-               f"example pairs, seed {result['seed']}, {result['num_steps']} steps, "
+               f"example pairs, seed {result['seed']}, {result.get('sampler', 'euler')} sampler, {result['num_steps']} steps, "
                f"guidance {result['guidance_scale']}.")
     return "\n".join([summary, "", *lines]) + "\n"
 

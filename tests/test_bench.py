@@ -159,4 +159,15 @@ def test_bench_command(folder, tmp_path, capsys):
     assert result["model"] == "tiny" and result["seed"] == 2026
     assert result["tasks"]["edges"]["held_out"] is False and result["tasks"]["frame_prediction"]["held_out"] is True
     assert (out / "bench.md").is_file() and "frame_prediction" in captured.out
+    assert result["sampler"] == "euler" and "euler sampler, 2 steps" in (out / "bench.md").read_text()
     assert main(["bench", "--model", str(folder), "--count", "0"]) == 2
+
+
+def test_bench_command_takes_another_sampler(folder, tmp_path, capsys):
+    out = tmp_path / "bench"
+    status = main(["bench", "--model", str(folder), "--tasks", "edges", "--count", "1", "--num-pairs", "1",
+                   "--sampler", "heun", "--steps", "2", "--out", str(out), "--no-progress"])
+    assert status == 0, capsys.readouterr().err
+    assert json.loads((out / "bench.json").read_text())["sampler"] == "heun"
+    assert main(["bench", "--model", str(folder), "--sampler", "rk9", "--count", "1"]) == 2
+    assert "rk9" in capsys.readouterr().err

@@ -17,6 +17,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shipped model name or model folder (dit/ + vae/) (default: lavin-tiny)")
     parser.add_argument("--dit", metavar="PATH", help="J-DiT checkpoint replacing the model's (as in `lavin run`)")
     parser.add_argument("--vae", metavar="PATH", help="ST-VAE checkpoint replacing the model's (as in `lavin run`)")
+    parser.add_argument("--sampler", default="euler", metavar="NAME",
+                        help="euler (official), heun or adams-bashforth (default: euler)")
     parser.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the sampler's, 19)")
     parser.add_argument("--schedule", metavar="NAME",
                         help="time grid: official, uniform or shifted (default: official; uniform for a --steps "
@@ -43,7 +45,7 @@ def open_model(args: argparse.Namespace):
     spec = model_spec(args)
     folder = None if spec is None else get_model(spec)
     options = {} if args.schedule is None else {"schedule": args.schedule}
-    pipe = load_pipeline(spec, dit=args.dit, vae=args.vae, device=args.device, **options)
+    pipe = load_pipeline(spec, dit=args.dit, vae=args.vae, device=args.device, sampler=args.sampler, **options)
     try:
         pipe.sampler.timesteps(args.steps)  # a step count the schedule lacks fails here, before any work
     except ValueError:
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                     guidance_scale=args.guidance, photos=False if args.no_photos else None,
                     progress=not args.no_progress)
     meta = {"model": name, "seed": args.seed, "num_pairs": args.num_pairs, "image_size": size,
-            "num_steps": len(pipe.sampler.timesteps(args.steps)) - 1, "guidance_scale": args.guidance}
+            "sampler": args.sampler, "num_steps": len(pipe.sampler.timesteps(args.steps)) - 1, "guidance_scale": args.guidance}
     png, metrics = write_demo(rows, args.out, meta=meta)
     print(text_table(rows, name))
     print(f"\nwrote {png} and {metrics} in {time.perf_counter() - start:.0f} s "

@@ -37,6 +37,11 @@ def get_sampler(name: str, **options: Any) -> Sampler:
     return cls(**options)
 
 
+def sampler_name(sampler: Sampler) -> str:
+    """The name ``get_sampler`` knows ``sampler``'s class by (its class name for other samplers)."""
+    return next((name for name, cls in SAMPLERS.items() if type(sampler) is cls), type(sampler).__name__)
+
+
 __all__ = [
     "SAMPLERS",
     "SCHEDULES",
@@ -51,4 +56,5 @@ __all__ = [
     "guided_velocity",
     "null_context",
     "null_context_from_cond",
+    "sampler_name",
 ]
