@@ -8,6 +8,10 @@ used in training) are predicted by the model and by each baseline of ``evaluatio
 every prediction read back with ``task.read`` and scored with ``task.score``; scores are means
 over cases. A task "wins" when the model beats the best baseline on the task's main metric.
 Tasks the model was not trained on are marked held out.
+
+Beside them, ``vae_ceiling`` scores the true target after a round trip through the model's
+ST-VAE (``InContextPipeline.reconstruct``): not a baseline but the model's upper bound, which
+shows whether a task is limited by the autoencoder or by the denoiser.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from lavin_core import evaluation
 from lavin_core.evaluation import BASELINES, EVAL_SEED
 from lavin_core.samplers import sampler_name
 
+#: The reference column: the true target through the ST-VAE and back (the model's upper bound).
+CEILING = "vae_ceiling"
+
 
 def run_bench(
     pipe,
@@ -35,11 +42,13 @@ def run_bench(
     size: int = 64,
     num_steps: int | None = None,
     guidance_scale: float = 1.5,
+    ceiling: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Scores of the model and of each baseline on every task in ``tasks`` (a JSON-ready dict).
 
     ``trained_tasks``: the tasks the model was trained on (None: unknown, no task is marked).
+    ``ceiling``: also score the ``vae_ceiling`` reference (see the module docstring).
     """
     import registry
 
@@ -56,13 +65,16 @@ def run_bench(
         mine = predictions[position : position + count]
         position += count
         methods = {model_name: mine, **{b: [f(case) for case in cases[name]] for b, f in BASELINES.items()}}
+        if ceiling:
+            methods[CEILING] = pipe.reconstruct([case.target for case in cases[name]])
         scores = {
             method: evaluation.mean_scores(
                 [evaluation.score(task, p, case.answer) for p, case in zip(preds, cases[name])], task.metrics)
             for method, preds in methods.items()
         }
         results[name] = task_summary(task.metrics, dict(task.higher_is_better), scores, model_name,
-                                     held_out=None if trained_tasks is None else name not in trained_tasks)
+                                     held_out=None if trained_tasks is None else name not in trained_tasks,
+                                     references=(CEILING,))
     trained = [r for r in results.values() if r["held_out"] is not True]
     return {
         "model": model_name,
@@ -74,6 +86,7 @@ def run_bench(
         "num_steps": len(pipe.sampler.timesteps(num_steps)) - 1,
         "guidance_scale": guidance_scale,
         "baselines": list(BASELINES),
+        "references": [CEILING] if ceiling else [],
         "tasks": results,
         "wins_on_trained": sum(bool(r["wins"]) for r in trained),
         "trained_count": len(trained),
@@ -81,11 +94,14 @@ def run_bench(
 
 
 def task_summary(metrics: Sequence[str], higher_is_better: dict[str, bool], scores: dict[str, dict[str, float]],
-                 model_name: str, *, held_out: bool | None) -> dict[str, Any]:
-    """One task's entry: its scores, the best baseline on the main metric, and whether the model wins."""
+                 model_name: str, *, held_out: bool | None, references: Sequence[str] = ()) -> dict[str, Any]:
+    """One task's entry: its scores, the best baseline on the main metric, and whether the model wins.
+
+    Every method in ``scores`` but the model and the ``references`` (such as ``vae_ceiling``) is a baseline.
+    """
     main = metrics[0]
     up = higher_is_better[main]
-    baselines = [m for m in scores if m != model_name]
+    baselines = [m for m in scores if m != model_name and m not in references]
     best = baselines[0]
     for method in baselines[1:]:
         if evaluation.better(scores[method][main], scores[best][main], higher_is_better=up):
@@ -111,7 +127,7 @@ def _number(value: float) -> str:
 
 def table_rows(result: dict[str, Any], *, bold_main: str = "") -> tuple[list[str], list[list[str]]]:
     """Headers and rows: one row per task and metric, the main metric first and marked with ``*``."""
-    methods = [result["model"], *result["baselines"]]
+    methods = [result["model"], *result["baselines"], *result["references"]]
     headers = ["task", "metric", *methods, "wins", "trained"]
     rows = []
     for name, entry in result["tasks"].items():
@@ -137,7 +153,7 @@ def markdown_table(result: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     summary = (f"{result['model']} beats the best baseline on the main metric (*) of {result['wins_on_trained']} of "
                f"{result['trained_count']} trained tasks; {result['count']} cases per task, {result['num_pairs']} "
-               f"example pairs, seed {result['seed']}, {result.get('sampler', 'euler')} sampler, {result['num_steps']} steps, "
+               f"example pairs, seed {result['seed']}, {result['sampler']} sampler, {result['num_steps']} steps, "
                f"guidance {result['guidance_scale']}.")
     return "\n".join([summary, "", *lines]) + "\n"
 

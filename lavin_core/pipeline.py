@@ -303,6 +303,15 @@ class InContextPipeline:
             return InContextOutput(predictions=(), latents=tuple(latents))
         return InContextOutput(predictions=tuple(self.decode(latents)), latents=tuple(latents))
 
+    @torch.no_grad()
+    def reconstruct(self, images: Sequence[Tensor]) -> list[Tensor]:
+        """Each pixel tensor ``(3, T, H, W)`` through the encoder and back: the best any prediction can be.
+
+        A prediction is decoded from latents, so where even the true target loses detail in this
+        round trip, no denoiser can do better; ``lavin bench`` reports it as ``vae_ceiling``.
+        """
+        return self.decode(self._encode_all(list(images)))
+
     def decode(self, latents: Sequence[Tensor]) -> list[Tensor]:
         """Float32 pixels ``(3, T, H, W)`` in [-1, 1] for sampled latents ``(C, T', h, w)``."""
         device, dtype = _module_device_dtype(self.encoder)

@@ -116,6 +116,9 @@ def test_summary_picks_the_best_baseline_by_direction():
     assert task_summary(("err",), {"err": False}, scores, "m", held_out=None)["wins"] is True
     scores["m"]["err"] = math.nan
     assert task_summary(("err",), {"err": False}, scores, "m", held_out=None)["wins"] is False
+    scores["m"]["err"], scores["ceiling"] = 0.3, {"err": 0.0, "acc": 1.0}
+    summary = task_summary(("err",), {"err": False}, scores, "m", held_out=None, references=("ceiling",))
+    assert summary["best_baseline"] == "b" and summary["wins"] is True
 
 
 def test_run_bench_scores_model_and_baselines(folder, identity, tmp_path):
@@ -127,18 +130,25 @@ def test_run_bench_scores_model_and_baselines(folder, identity, tmp_path):
     assert depth["held_out"] is False and ident["held_out"] is True
     assert result["trained_count"] == 1 and result["num_steps"] == 2
     for entry, metrics in ((depth, ["abs_rel", "delta1"]), (ident, ["mae", "exact"])):
-        assert set(entry["scores"]) == {"tiny", "copy_query", "mean_of_targets", "nearest_target"}
+        assert set(entry["scores"]) == {"tiny", "copy_query", "mean_of_targets", "nearest_target", "vae_ceiling"}
         assert all(list(s) == metrics for s in entry["scores"].values())
         assert entry["main_metric"] == metrics[0]
     # identity: copying the query is perfect, so it is the best baseline and random weights cannot beat it
     assert ident["scores"]["copy_query"] == {"mae": 0.0, "exact": 1.0}
     assert ident["best_baseline"] == "copy_query" and ident["wins"] is False
+    assert depth["best_baseline"] != "vae_ceiling"
     assert ident["scores"]["tiny"]["mae"] > 0.01
     # mean of targets, by hand, from the same examples
     task = IdentityTask()
     cases = evaluation.draw_cases(task, 2, num_pairs=2, seed=11)
     by_hand = [float(((c.pairs[0].target + c.pairs[1].target) / 2 - c.answer).abs().mean()) for c in cases]
     assert math.isclose(ident["scores"]["mean_of_targets"]["mae"], sum(by_hand) / 2, rel_tol=1e-5)
+    # the ceiling is the true target through the (random) ST-VAE: a reference, never the best baseline
+    round_trip = pipe.reconstruct([c.target for c in cases])
+    by_hand = [float((r - c.answer).abs().mean()) for r, c in zip(round_trip, cases)]
+    assert math.isclose(ident["scores"]["vae_ceiling"]["mae"], sum(by_hand) / 2, rel_tol=1e-5)
+    assert ident["scores"]["vae_ceiling"]["mae"] > 0.01  # random weights lose detail
+    assert result["references"] == ["vae_ceiling"]
 
     json_path, md_path = write_bench(result, tmp_path / "out")
     saved = json.loads(json_path.read_text())
@@ -146,6 +156,7 @@ def test_run_bench_scores_model_and_baselines(folder, identity, tmp_path):
     table = md_path.read_text()
     assert table == markdown_table(result)
     assert "| depth | abs_rel ↓ * |" in table and "held out" in table and "of 1 trained tasks" in table
+    assert "| nearest_target | vae_ceiling | wins |" in table
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == 1 + 4  # header + 4 metric rows
 
 
