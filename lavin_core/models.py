@@ -117,3 +117,17 @@ def get_model(spec: str | os.PathLike) -> ModelFolder:
         raise CheckpointError(f"{spec} is not a model folder (it needs dit/ and vae/ subfolders); "
                               f"pass it as --dit or --vae, or name a model: {', '.join(MODELS)}")
     raise UnknownNameError("model", spec, MODELS)
+
+
+def model_part(spec: str | os.PathLike, part: str) -> str:
+    """``spec`` itself, or its ``part`` (``"dit"`` or ``"vae"``) folder when ``spec`` names a model.
+
+    ``model_part("lavin-tiny", "vae")`` is the shipped ST-VAE folder; a checkpoint path comes back as is.
+    """
+    if part not in (DIT_DIR, VAE_DIR):
+        raise ValueError(f"part must be {DIT_DIR!r} or {VAE_DIR!r}, got {part!r}")
+    spec = os.fspath(spec)
+    if spec in MODELS or is_model_folder(spec):
+        model = get_model(spec)
+        return model.dit if part == DIT_DIR else model.vae
+    return spec

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from lavin_core import models
 from lavin_core.context import ExamplePair, TaskContext
 from lavin_core.errors import CheckpointError, LavinError
 from lavin_core.flow import randn_like
@@ -372,7 +373,7 @@ def load_denoiser(spec: str | Denoiser, *, device="cpu", dtype: torch.dtype | No
         return spec.to(device=device, dtype=dtype)
     from lavin_core.jdit import JDiT, preset
 
-    spec = _model_part(os.fspath(spec), "dit")
+    spec = models.model_part(os.fspath(spec), "dit")
     if spec.startswith(RANDOM_PREFIX):
         model = _random_model(JDiT, preset(spec[len(RANDOM_PREFIX):]), seed)
         return model.to(device=device, dtype=dtype).eval()
@@ -393,7 +394,7 @@ def load_encoder(spec: str | Encoder, *, device="cpu", dtype: torch.dtype | None
         return spec.to(device=device, dtype=dtype)
     from lavin_core.stvae import STVAE, get_preset
 
-    spec = _model_part(os.fspath(spec), "vae")
+    spec = models.model_part(os.fspath(spec), "vae")
     if spec.startswith(RANDOM_PREFIX):
         model = _random_model(STVAE, get_preset(spec[len(RANDOM_PREFIX):]), seed)
         return model.to(device=device, dtype=dtype).eval()
@@ -404,16 +405,6 @@ def load_encoder(spec: str | Encoder, *, device="cpu", dtype: torch.dtype | None
 
         return load_vae(spec, device=device, dtype=dtype).eval()
     return STVAE.from_pretrained(spec, device=device, dtype=dtype).eval()
-
-
-def _model_part(spec: str, part: str) -> str:
-    """``spec`` itself, or the ``part`` ("dit" or "vae") folder when ``spec`` names a model."""
-    from lavin_core import models
-
-    if spec in models.MODELS or models.is_model_folder(spec):
-        model = models.get_model(spec)
-        return model.dit if part == "dit" else model.vae
-    return spec
 
 
 def load_pipeline(
@@ -437,8 +428,6 @@ def load_pipeline(
     ``sampler``: a ``Sampler`` or a name in ``samplers.SAMPLERS`` built with ``sampler_options``.
     ``seed`` initialises ``random:PRESET`` models (the global RNG is left untouched).
     """
-    from lavin_core import models
-
     if model is None and dit is None and vae is None:
         model = models.DEFAULT_MODEL
     if model is None and (dit is None or vae is None):

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from lavin_core.errors import CheckpointError
+from lavin_core.models import get_model
 from lavin_core.train.config import load_config
 from lavin_core.train.toy import make_toy_workspace
 from lavin_core.train.trainer import train
@@ -76,3 +77,14 @@ def test_a_frozen_encoder_keeps_the_latents_and_trains_the_decoder(tmp_path):
     assert encoder and decoder
     assert all(torch.equal(before[k], after[k]) for k in encoder)
     assert any(not torch.equal(before[k], after[k]) for k in decoder)
+
+
+def test_init_and_vae_take_a_shipped_model_name(tmp_path):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    run = tmp_path / "run"
+    train(load_config(config_path, [*BASE, "optimizer.lr=1e-30", 'model.init="lavin-tiny"',
+                                    'model.vae="lavin-tiny"']), run)
+    shipped = load_file(str(get_model("lavin-tiny").path / "dit" / "model.safetensors"))
+    continued = _weights(run)
+    assert all(torch.allclose(shipped[k].float(), continued[k], atol=1e-6) for k in shipped)

@@ -63,11 +63,13 @@ class RunConfig:
 class ModelConfig:
     #: A J-DiT preset (``lavin-tiny`` ... ``lavin-3.4b``) or, for the vae stage, an ST-VAE preset.
     preset: str = "lavin-tiny"
-    #: dit stage: folder (or fsspec URL) of a trained ST-VAE (``save_pretrained``), the frozen encoder.
+    #: dit stage: folder (or fsspec URL) of a trained ST-VAE (``save_pretrained``), the frozen
+    #: encoder; or a model (``"lavin-tiny"``, a model folder), whose ST-VAE is used.
     vae: str = ""
-    #: Folder (or fsspec URL) of weights to start from (``save_pretrained`` format, e.g. an earlier
-    #: run's ``RUN_DIR/export``) instead of a random initialisation: fine-tuning. Its config must
-    #: equal the preset's. ``--resume`` continues a run; ``init`` starts a new one from its weights.
+    #: Weights to start from instead of a random initialisation (fine-tuning): a ``save_pretrained``
+    #: folder or fsspec URL (e.g. an earlier run's ``RUN_DIR/export``), or a model such as
+    #: ``"lavin-tiny"`` (its J-DiT or ST-VAE, by stage). Their config must equal the preset's.
+    #: ``--resume`` continues a run; ``init`` starts a new one from these weights.
     init: str = ""
     #: ``auto``: FSDP2 for models over a billion parameters when there are several ranks, else DDP.
     parallel: Literal["auto", "ddp", "fsdp"] = attrs.field(default="auto", validator=v.in_(("auto", "ddp", "fsdp")))

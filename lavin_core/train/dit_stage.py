@@ -20,6 +20,7 @@ from lavin_core.flow import FlowMatchingLoss, LogitNormalTimeSampler, interpolat
 from lavin_core.images import to_uint8
 from lavin_core.jdit import JDiT, preset
 from lavin_core.loader import ContextBatch, ContextLoader, mix_seed
+from lavin_core.models import model_part
 from lavin_core.samplers import EulerSampler, get_schedule, null_context
 from lavin_core.stvae import STVAE
 from lavin_core.train.config import TrainConfig
@@ -97,10 +98,11 @@ class DiTStage:
                 "the dit stage needs a trained ST-VAE: set model.vae to the folder a vae-stage run exported "
                 "(RUN_DIR/export), e.g. --set model.vae=runs/lavin-tiny-vae/export"
             )
-        self.vae = STVAE.from_pretrained(config.model.vae, device=info.device).requires_grad_(False).eval()
+        vae = model_part(config.model.vae, "vae")
+        self.vae = STVAE.from_pretrained(vae, device=info.device).requires_grad_(False).eval()
         if self.vae.latent_channels != model_config.in_channels:
             raise ValueError(
-                f"the ST-VAE at {config.model.vae} has {self.vae.latent_channels} latent channels but J-DiT "
+                f"the ST-VAE at {vae} has {self.vae.latent_channels} latent channels but J-DiT "
                 f"preset {config.model.preset!r} takes {model_config.in_channels}"
             )
         self.model_config = model_config

@@ -24,6 +24,7 @@ import torch
 
 from lavin_core.checkpoint import load_pretrained_into
 from lavin_core.errors import LavinError
+from lavin_core.models import model_part
 from lavin_core.train import distributed as dist_utils
 from lavin_core.train.checkpointing import CheckpointManager, export_pretrained, full_model_state, latest_checkpoint
 from lavin_core.train.config import TrainConfig, dump_toml
@@ -106,7 +107,7 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
     seed_everything(config.run.seed)
     stage = build_stage(config, info)
     if config.model.init and not (resume and latest is not None):
-        load_pretrained_into(stage.model, stage.export_config(), config.model.init)
+        load_pretrained_into(stage.model, stage.export_config(), model_part(config.model.init, stage.name))
     model = stage.model.to(info.device)
     ema = EMA(model, config.train.ema_decay)
     parallel = dist_utils.choose_parallel(model, config.model.parallel, info)
