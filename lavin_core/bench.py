@@ -41,7 +41,7 @@ def run_bench(
     seed: int = EVAL_SEED,
     size: int = 64,
     num_steps: int | None = None,
-    guidance_scale: float = 1.5,
+    guidance_scale: float | None = None,
     ceiling: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def run_bench(
         "image_size": size,
         "sampler": sampler_name(pipe.sampler),
         "num_steps": len(pipe.sampler.timesteps(num_steps)) - 1,
-        "guidance_scale": guidance_scale,
+        "guidance_scale": pipe.guidance_scale if guidance_scale is None else guidance_scale,
         "baselines": list(BASELINES),
         "references": [CEILING] if ceiling else [],
         "tasks": results,

@@ -72,7 +72,7 @@ def run_demo(
     seed: int = EVAL_SEED,
     size: int = 64,
     num_steps: int | None = None,
-    guidance_scale: float = 1.5,
+    guidance_scale: float | None = None,
     photos: bool | None = None,
     progress: bool = True,
 ) -> list[DemoRow]:

@@ -100,7 +100,7 @@ def predict(
     *,
     seed: int = EVAL_SEED,
     num_steps: int | None = None,
-    guidance_scale: float = 1.5,
+    guidance_scale: float | None = None,
     batch_size: int = 32,
     progress: bool = True,
     desc: str = "lavin",

@@ -158,14 +158,22 @@ def _module_device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
     return tensor.device, tensor.dtype
 
 
+#: The classifier-free guidance scale of the authors' inference code.
+OFFICIAL_GUIDANCE = 1.5
+
+
 class InContextPipeline:
     """Encoder + Denoiser + Sampler: generates the target of a query from a few example pairs.
 
     Device and dtype follow the models: inputs go to the encoder's, latents to the denoiser's.
-    ``pipeline.to(device, dtype)`` moves both.
+    ``pipeline.to(device, dtype)`` moves both. ``guidance_scale`` is the CFG scale calls use when
+    they name none: the official 1.5, or what a model folder's ``model_index.json`` recommends.
     """
 
-    def __init__(self, encoder: Encoder, denoiser: Denoiser, sampler: Sampler | None = None):
+    def __init__(self, encoder: Encoder, denoiser: Denoiser, sampler: Sampler | None = None, *,
+                 guidance_scale: float = OFFICIAL_GUIDANCE):
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
         if encoder.latent_channels != denoiser.in_channels:
             raise ValueError(
                 f"the encoder makes {encoder.latent_channels}-channel latents but the denoiser takes "
@@ -173,6 +181,7 @@ class InContextPipeline:
             )
         self.encoder, self.denoiser = encoder, denoiser
         self.sampler = sampler if sampler is not None else EulerSampler()
+        self.guidance_scale = float(guidance_scale)
 
     @property
     def device(self) -> torch.device:
@@ -249,7 +258,7 @@ class InContextPipeline:
         pairs: Sequence[ExamplePair | tuple[Any, Any]] | None = None,
         query: Any = None,
         num_steps: int | None = None,
-        guidance_scale: float = 1.5,
+        guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
         progress: bool = True,
         callback: StepCallback | None = None,
@@ -260,8 +269,8 @@ class InContextPipeline:
 
         ``context``: one ``TaskContext`` or a list (batched queries); or pass ``pairs`` and
         ``query`` in any image form (see ``build_context``). ``num_steps=None`` is the sampler's
-        default (19 for the official Euler grid). ``guidance_scale`` 1.5 is the official CFG
-        (1 = no null pass). Noise is drawn from ``generator`` per context, in order, on the
+        default (19 for the official Euler grid). ``guidance_scale=None`` is the pipeline's
+        ``guidance_scale`` (1.5, the official CFG, unless the model recommends another; 1 = no null pass). Noise is drawn from ``generator`` per context, in order, on the
         generator's device, so a seed gives the same result on any device and in any batching.
         ``callback(step, t, z)`` runs after every step of every batch of same-shaped contexts.
         ``output_type="latent"`` skips decoding.
@@ -269,6 +278,8 @@ class InContextPipeline:
         contexts = self._contexts(context, pairs, query)
         if output_type not in ("pixels", "latent"):
             raise ValueError(f"output_type must be 'pixels' or 'latent', got {output_type!r}")
+        if guidance_scale is None:
+            guidance_scale = self.guidance_scale
         if guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
         encoded = self.encode_contexts(contexts, latent_cache=latent_cache)
@@ -427,6 +438,8 @@ def load_pipeline(
     (default float32).
     ``sampler``: a ``Sampler`` or a name in ``samplers.SAMPLERS`` built with ``sampler_options``.
     ``seed`` initialises ``random:PRESET`` models (the global RNG is left untouched).
+    The pipeline's default CFG scale is the model's recommended ``guidance_scale`` (from its
+    ``model_index.json``) when both parts are the model's own, else the official 1.5.
     """
     if model is None and dit is None and vae is None:
         model = models.DEFAULT_MODEL
@@ -434,8 +447,11 @@ def load_pipeline(
         missing = "vae" if vae is None else "dit"
         raise ValueError(f"{missing}= is missing: pass both dit= and vae=, or a model name such as "
                          f"{models.DEFAULT_MODEL!r}")
+    guidance = OFFICIAL_GUIDANCE
     if model is not None:
         folder = models.get_model(model)
+        if dit is None and vae is None:
+            guidance = float(folder.index.get("guidance_scale", OFFICIAL_GUIDANCE))
         dit = folder.dit if dit is None else dit
         vae = folder.vae if vae is None else vae
     if isinstance(sampler, str):
@@ -446,4 +462,5 @@ def load_pipeline(
         load_encoder(vae, device=device, dtype=dtype, seed=seed),
         load_denoiser(dit, device=device, dtype=dtype, seed=seed),
         sampler,
+        guidance_scale=guidance,
     )

@@ -66,9 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR / "lavin-tiny", help="model folder to write")
     parser.add_argument("--name", default="lavin-tiny", help="model name recorded in the index")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float16", help="weight dtype (default: float16)")
+    parser.add_argument("--guidance-scale", type=float, metavar="S",
+                        help="the CFG scale this model recommends (chosen on a validation seed); the "
+                             "pipeline's default for it (default: none recorded, so the official 1.5)")
     parser.add_argument("--max-mb", type=float, default=40.0, help="refuse a bigger folder (default: 40)")
     args = parser.parse_args(argv)
 
+    if args.guidance_scale is not None and args.guidance_scale < 0:
+        raise SystemExit(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
     dtype = DTYPES[args.dtype]
     size = export_part(args.dit_export, args.out / DIT_DIR, dtype)
     size += export_part(args.vae_export, args.out / VAE_DIR, dtype)
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "image_size": data.get("image_size", 64),
         "min_pairs": data.get("min_pairs"),
         "max_pairs": data.get("max_pairs"),
+        **({} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}),
         "dit_training": {"run": dit_config.get("run", {}), "model": dit_config.get("model", {})},
         "vae_training": {"run": vae_config.get("run", {}), "tasks": list(vae_config.get("tasks", {}))},
     }

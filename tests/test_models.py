@@ -136,14 +136,21 @@ def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
     (runs["dit"].parent / "config.toml").write_text(
         '[run]\nname = "d"\nstage = "dit"\n[tasks]\ndepth = 1.0\npose = 0.5\n[data]\nimage_size = 64\nmax_pairs = 4\n')
     out = tmp_path / "shipped"
-    assert _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--dtype", "bfloat16"]) == 0
+    assert _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--dtype", "bfloat16",
+                                  "--guidance-scale", "2.5"]) == 0
     index = json.loads((out / models.INDEX_FILE).read_text())
     assert index["trained_tasks"] == ["depth", "pose"] and index["image_size"] == 64
+    assert index["guidance_scale"] == 2.5
     assert models.get_model(out).trained_tasks == ("depth", "pose")
     tensors = safetensors.torch.load_file(str(out / "vae" / "model.safetensors"))
     assert {t.dtype for t in tensors.values() if t.is_floating_point()} == {torch.bfloat16}
     pipe = load_pipeline(out)
     assert pipe.dtype == torch.float32
+    # the recommended CFG scale is the pipeline's default, unless a part is replaced
+    assert pipe.guidance_scale == 2.5
+    assert load_pipeline(out, dit="random:lavin-tiny").guidance_scale == 1.5
+    with pytest.raises(SystemExit, match="--guidance-scale must be >= 0"):
+        _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--guidance-scale", "-1"])
 
 
 def test_export_shipped_refuses_an_unfinished_run(tmp_path):

@@ -121,6 +121,16 @@ def test_guidance_extrapolates_from_the_null_context(scale):
     assert rel(out.predictions[0], expected(context, scale)) < 1e-5
 
 
+def test_a_call_without_a_scale_uses_the_pipelines_default():
+    context = make_context(seed=4)
+    pipe = InContextPipeline(UnshuffleEncoder(), InContextOracle(), EulerSampler(), guidance_scale=2.0)
+    assert rel(pipe(context, progress=False).predictions[0], expected(context, 2.0)) < 1e-5
+    assert rel(pipe(context, guidance_scale=1.0, progress=False).predictions[0], expected(context)) < 1e-5
+    assert InContextPipeline(UnshuffleEncoder(), InContextOracle()).guidance_scale == 1.5  # the official one
+    with pytest.raises(ValueError, match="guidance_scale must be >= 0, got -1"):
+        InContextPipeline(UnshuffleEncoder(), InContextOracle(), guidance_scale=-1)
+
+
 def test_clips_go_through_the_pipeline():
     pipe = InContextPipeline(UnshuffleEncoder(), InContextOracle(), AdamsBashforthSampler(order=1, schedule="uniform"))
     context = make_context(frames=5, pairs=1)

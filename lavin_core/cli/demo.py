@@ -23,7 +23,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schedule", metavar="NAME",
                         help="time grid: official, uniform or shifted (default: official; uniform for a --steps "
                              "the official grid lacks)")
-    parser.add_argument("--guidance", type=float, default=1.5, metavar="S", help="CFG scale (default: 1.5)")
+    parser.add_argument("--guidance", type=float, metavar="S",
+                        help="CFG scale (default: the model's recommended one, else the official 1.5)")
     parser.add_argument("--size", type=int, metavar="PX",
                         help="image side (default: the model's training size, else 64)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -40,7 +41,7 @@ def open_model(args: argparse.Namespace):
 
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be a positive integer, got {args.steps}")
-    if args.guidance < 0:
+    if args.guidance is not None and args.guidance < 0:
         raise ValueError(f"--guidance must be >= 0, got {args.guidance}")
     spec = model_spec(args)
     folder = None if spec is None else get_model(spec)
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                     guidance_scale=args.guidance, photos=False if args.no_photos else None,
                     progress=not args.no_progress)
     meta = {"model": name, "seed": args.seed, "num_pairs": args.num_pairs, "image_size": size,
-            "sampler": args.sampler, "num_steps": len(pipe.sampler.timesteps(args.steps)) - 1, "guidance_scale": args.guidance}
+            "sampler": args.sampler, "num_steps": len(pipe.sampler.timesteps(args.steps)) - 1, "guidance_scale": pipe.guidance_scale if args.guidance is None else args.guidance}
     png, metrics = write_demo(rows, args.out, meta=meta)
     print(text_table(rows, name))
     print(f"\nwrote {png} and {metrics} in {time.perf_counter() - start:.0f} s "

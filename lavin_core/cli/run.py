@@ -36,7 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prompt-sampler", default="random", metavar="NAME",
                         help="how pairs are chosen from the task's examples without --prompts (default: random)")
     parser.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the sampler's, 19 for euler)")
-    parser.add_argument("--guidance", type=float, default=1.5, metavar="S", help="CFG scale; 1 disables it (default: 1.5)")
+    parser.add_argument("--guidance", type=float, metavar="S",
+                        help="CFG scale; 1 disables it (default: the model's recommended one, else the official 1.5)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="noise and example seed (default: 0)")
     parser.add_argument("--sampler", default="euler", metavar="NAME",
                         help="euler (official), heun or adams-bashforth (default: euler)")
@@ -59,7 +60,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise ValueError(f"--steps must be a positive integer, got {args.steps}")
     if args.num_pairs < 1:
         raise ValueError(f"--num-pairs must be at least 1, got {args.num_pairs}")
-    if args.guidance < 0:
+    if args.guidance is not None and args.guidance < 0:
         raise ValueError(f"--guidance must be >= 0, got {args.guidance}")
 
 
