@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from lavin_core.errors import CheckpointError
 from lavin_core.models import get_model
-from lavin_core.train.config import load_config
+from lavin_core.train.config import ConfigError, load_config
 from lavin_core.train.toy import make_toy_workspace
 from lavin_core.train.trainer import train
 
@@ -88,3 +88,10 @@ def test_init_and_vae_take_a_shipped_model_name(tmp_path):
     shipped = load_file(str(get_model("lavin-tiny").path / "dit" / "model.safetensors"))
     continued = _weights(run)
     assert all(torch.allclose(shipped[k].float(), continued[k], atol=1e-6) for k in shipped)
+
+
+def test_a_frozen_encoder_without_init_is_refused(tmp_path):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    with pytest.raises(ConfigError, match="vae.train_encoder = false .* set model.init"):
+        load_config(config_path, ['run.stage="vae"', "vae.train_encoder=false"])

@@ -196,6 +196,11 @@ class TrainConfig:
     samples: SamplesConfig = SamplesConfig()
     vae: VAEStageConfig = VAEStageConfig()
 
+    def __attrs_post_init__(self) -> None:
+        if self.run.stage == "vae" and not self.vae.train_encoder and not self.model.init:
+            raise ValueError("vae.train_encoder = false keeps the encoder as it starts: set model.init to "
+                             "the trained ST-VAE whose encoder to keep (e.g. runs/lavin-tiny-vae/export)")
+
 
 # ---------------------------------------------------------------------------------------------
 # dict -> attrs, checking every key and type
