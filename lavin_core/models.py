@@ -72,6 +72,16 @@ class ModelFolder:
         tasks = self.index.get("trained_tasks")
         return None if tasks is None else tuple(str(t) for t in tasks)
 
+    @property
+    def guidance_scale(self) -> float | None:
+        """The CFG scale the model recommends, or None when the index does not say."""
+        value = self.index.get("guidance_scale")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise CheckpointError(f"{self.path / INDEX_FILE}: guidance_scale must be a number >= 0, got {value!r}")
+        return float(value)
+
 
 def shipped_path(name: str) -> Path:
     """The folder of shipped model ``name`` (it may be missing; see ``weights_present``)."""

@@ -450,8 +450,8 @@ def load_pipeline(
     guidance = OFFICIAL_GUIDANCE
     if model is not None:
         folder = models.get_model(model)
-        if dit is None and vae is None:
-            guidance = float(folder.index.get("guidance_scale", OFFICIAL_GUIDANCE))
+        if dit is None and vae is None and folder.guidance_scale is not None:
+            guidance = folder.guidance_scale
         dit = folder.dit if dit is None else dit
         vae = folder.vae if vae is None else vae
     if isinstance(sampler, str):

@@ -149,6 +149,10 @@ def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
     # the recommended CFG scale is the pipeline's default, unless a part is replaced
     assert pipe.guidance_scale == 2.5
     assert load_pipeline(out, dit="random:lavin-tiny").guidance_scale == 1.5
+    index["guidance_scale"] = "high"
+    (out / models.INDEX_FILE).write_text(json.dumps(index))
+    with pytest.raises(CheckpointError, match=r"model_index.json: guidance_scale must be a number >= 0, got 'high'"):
+        load_pipeline(out)
     with pytest.raises(SystemExit, match="--guidance-scale must be >= 0"):
         _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--guidance-scale", "-1"])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -46,21 +48,16 @@ def test_init_from_another_architecture_names_the_fields(tmp_path):
         train(other, tmp_path / "second")
 
 
-def test_init_is_not_reloaded_over_a_resumed_checkpoint(tmp_path):
+def test_resuming_does_not_read_the_init_weights_again(tmp_path):
     config_path = tmp_path / "config.toml"
     config_path.write_text(make_toy_workspace(tmp_path))
     first = train(load_config(config_path, BASE), tmp_path / "first")
     run = tmp_path / "run"
     init = [f'model.init="{first.as_posix()}"']
     train(load_config(config_path, [*BASE, *init]), run)
-    at_two = _weights(run)
+    shutil.rmtree(first)  # the checkpoint holds the weights now; init is not needed to go on
     train(load_config(config_path, [*BASE, *init, "run.steps=3", "checkpoint.every=1"]), run, resume=True)
-    # step 3 continues from step 2's weights (one small step away), not from the init weights
-    resumed = load_file(str(run / "checkpoints" / "step-00000003" / "model.safetensors"))
-    exported = load_file(str(first / "model.safetensors"))
-    gap_to_step2 = sum((resumed[k] - at_two[k]).abs().sum() for k in at_two)
-    gap_to_init = sum((resumed[k] - exported[k]).abs().sum() for k in exported)
-    assert gap_to_step2 < gap_to_init
+    assert (run / "checkpoints" / "step-00000003").is_dir()
 
 
 def test_a_frozen_encoder_keeps_the_latents_and_trains_the_decoder(tmp_path):
