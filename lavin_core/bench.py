@@ -42,12 +42,15 @@ def run_bench(
     size: int = 64,
     num_steps: int | None = None,
     guidance_scale: float | None = None,
+    temperature: float | None = None,
+    ensemble_size: int = 1,
     ceiling: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Scores of the model and of each baseline on every task in ``tasks`` (a JSON-ready dict).
 
     ``trained_tasks``: the tasks the model was trained on (None: unknown, no task is marked).
+    ``ensemble_size``: samples per case, combined into one prediction by ``task.combine``.
     ``ceiling``: also score the ``vae_ceiling`` reference (see the module docstring).
     """
     import registry
@@ -57,12 +60,13 @@ def run_bench(
     built = {name: registry.get_task(name, size=size) for name in tasks}
     cases = {name: evaluation.draw_cases(task, count, num_pairs=num_pairs, seed=seed) for name, task in built.items()}
     every = [case for name in tasks for case in cases[name]]
-    predictions = evaluation.predict(pipe, every, seed=seed, num_steps=num_steps, guidance_scale=guidance_scale,
-                                     progress=progress, desc=f"bench {model_name}")
+    samples = evaluation.predict_samples(pipe, every, ensemble_size, seed=seed, num_steps=num_steps,
+                                         guidance_scale=guidance_scale, temperature=temperature, progress=progress,
+                                         desc=f"bench {model_name}")
     results: dict[str, Any] = {}
     position = 0
     for name, task in built.items():
-        mine = predictions[position : position + count]
+        mine = [evaluation.combine_samples(task, s) for s in samples[position : position + count]]
         position += count
         methods = {model_name: mine, **{b: [f(case) for case in cases[name]] for b, f in BASELINES.items()}}
         if ceiling:
@@ -85,6 +89,8 @@ def run_bench(
         "sampler": sampler_name(pipe.sampler),
         "num_steps": len(pipe.sampler.timesteps(num_steps)) - 1,
         "guidance_scale": pipe.guidance_scale if guidance_scale is None else guidance_scale,
+        "temperature": pipe.temperature if temperature is None else temperature,
+        "ensemble_size": ensemble_size,
         "baselines": list(BASELINES),
         "references": [CEILING] if ceiling else [],
         "tasks": results,
@@ -154,7 +160,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     summary = (f"{result['model']} beats the best baseline on the main metric (*) of {result['wins_on_trained']} of "
                f"{result['trained_count']} trained tasks; {result['count']} cases per task, {result['num_pairs']} "
                f"example pairs, seed {result['seed']}, {result['sampler']} sampler, {result['num_steps']} steps, "
-               f"guidance {result['guidance_scale']}.")
+               f"guidance {result['guidance_scale']}, temperature {result.get('temperature', 1.0)}, "
+               f"{_samples_text(result.get('ensemble_size', 1))}.")
     return "\n".join([summary, "", *lines]) + "\n"
 
 
@@ -174,3 +181,6 @@ def write_bench(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path
     md_path.write_text(markdown_table(result))
     return json_path, md_path
 
+
+def _samples_text(ensemble_size: int) -> str:
+    return "one sample per case" if ensemble_size == 1 else f"{ensemble_size} samples per case combined by the task"

@@ -73,11 +73,14 @@ def run_demo(
     size: int = 64,
     num_steps: int | None = None,
     guidance_scale: float | None = None,
+    temperature: float | None = None,
+    ensemble_size: int = 1,
     photos: bool | None = None,
     progress: bool = True,
 ) -> list[DemoRow]:
     """One row per task (and photo row): all queries are predicted in one batched call.
 
+    ``ensemble_size``: samples per query, combined into one prediction by ``task.combine``.
     ``photos``: add rows on scikit-image's photos (None: when it is installed).
     """
     if not tasks:
@@ -85,8 +88,10 @@ def run_demo(
     photos = photos_available() if photos is None else photos
     labelled = demo_tasks(tasks, size=size, photos=photos)
     cases = [evaluation.draw_cases(task, 1, num_pairs=num_pairs, seed=seed)[0] for _, task in labelled]
-    predictions = evaluation.predict(pipe, cases, seed=seed, num_steps=num_steps, guidance_scale=guidance_scale,
-                                     progress=progress, desc="demo")
+    samples = evaluation.predict_samples(pipe, cases, ensemble_size, seed=seed, num_steps=num_steps,
+                                         guidance_scale=guidance_scale, temperature=temperature, progress=progress,
+                                         desc="demo")
+    predictions = [evaluation.combine_samples(task, s) for (_, task), s in zip(labelled, samples)]
     return [
         DemoRow(label=label, task=task, case=case, prediction=prediction,
                 scores=evaluation.score(task, prediction, case.answer),

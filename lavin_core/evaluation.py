@@ -3,6 +3,8 @@ predictions with one progress bar, training-free baselines, and scoring.
 
     >>> cases = draw_cases(registry.get_task("depth"), 4, num_pairs=3, seed=EVAL_SEED)
     >>> predictions = predict(pipe, cases, seed=EVAL_SEED)
+    >>> samples = predict_samples(pipe, cases, 5)                     # 5 per case
+    >>> combine_samples(task, samples[0])                             # the task's consensus of case 0
     >>> score(task, predictions[0], cases[0].answer)                 # {"abs_rel": ..., "delta1": ...}
     >>> score(task, BASELINES["copy_query"](cases[0]), cases[0].answer)
 
@@ -94,36 +96,65 @@ BASELINES: dict[str, Callable[[Case], Tensor]] = {
 # the model
 
 
-def predict(
+def predict(pipe, cases: Sequence[Case], **options: Any) -> list[Tensor]:
+    """The pipeline's prediction ``(3, T, H, W)`` for each case, in order: one sample each.
+
+    ``options`` are ``predict_samples``'s (``seed``, ``num_steps``, ``guidance_scale``,
+    ``temperature``, ``batch_size``, ``progress``, ``desc``).
+    """
+    return [samples[0] for samples in predict_samples(pipe, cases, 1, **options)]
+
+
+def predict_samples(
     pipe,
     cases: Sequence[Case],
+    num_samples: int,
     *,
     seed: int = EVAL_SEED,
     num_steps: int | None = None,
     guidance_scale: float | None = None,
+    temperature: float | None = None,
     batch_size: int = 32,
     progress: bool = True,
     desc: str = "lavin",
-) -> list[Tensor]:
-    """The pipeline's prediction ``(3, T, H, W)`` for each case, in order.
+) -> list[list[Tensor]]:
+    """``num_samples`` predictions ``(3, T, H, W)`` for each case, in order.
 
     Cases run ``batch_size`` at a time (the pipeline batches those of one shape together); one
-    progress bar counts sampling steps over all batches. The noise of case ``i`` comes from one
-    generator seeded with ``seed`` and walked in order, so results do not depend on ``progress``.
+    progress bar counts sampling steps over all batches. The noise comes from one generator
+    seeded with ``seed`` and walked in order, so results do not depend on ``progress``. All cases
+    get their first sample before any gets its second, so the first samples are exactly
+    ``predict``'s and a larger ensemble only adds samples.
     """
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be at least 1, got {num_samples}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     steps = len(pipe.sampler.timesteps(num_steps)) - 1
     batches = [list(cases[i : i + batch_size]) for i in range(0, len(cases), batch_size)]
-    total = sum(len({_shape_key(c) for c in batch}) for batch in batches) * steps
+    total = num_samples * sum(len({_shape_key(c) for c in batch}) for batch in batches) * steps
     generator = torch.Generator().manual_seed(seed)
-    predictions: list[Tensor] = []
+    samples: list[list[Tensor]] = [[] for _ in cases]
     with tqdm(total=total, disable=not progress, desc=desc, unit="step") as bar:
-        for batch in batches:
-            out = pipe([case.context() for case in batch], num_steps=num_steps, guidance_scale=guidance_scale,
-                       generator=generator, progress=False, callback=lambda *_: bar.update())
-            predictions.extend(out.predictions)
-    return predictions
+        for _ in range(num_samples):
+            position = 0
+            for batch in batches:
+                out = pipe([case.context() for case in batch], num_steps=num_steps, guidance_scale=guidance_scale,
+                           temperature=temperature, generator=generator, progress=False,
+                           callback=lambda *_: bar.update())
+                for prediction in out.predictions:
+                    samples[position].append(prediction)
+                    position += 1
+    return samples
+
+
+def combine_samples(task: Task, samples: Sequence[Tensor]) -> Tensor:
+    """One prediction from several samples for one query: ``task.combine`` of their answers, drawn
+    again by ``task.render`` (a single sample is returned as is)."""
+    if len(samples) == 1:
+        return samples[0]
+    answers = [task.read(sample.float().clamp(-1, 1)) for sample in samples]
+    return task.render(task.combine(answers))
 
 
 def _shape_key(case: Case) -> tuple:

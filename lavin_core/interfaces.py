@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from lavin_core.ensemble import minimum_bayes_risk
+
 if TYPE_CHECKING:
     from lavin_core.context import Example, ExamplePair
 
@@ -163,3 +165,13 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def score(self, predicted: Any, truth: Any) -> dict[str, float]:
         """Every metric in ``metrics`` for a predicted answer against the true one."""
+
+    def combine(self, answers: Sequence[Any]) -> Any:
+        """One answer from several sampled ones for the same query (see ``lavin_core.ensemble``).
+
+        The default is the minimum-Bayes-risk choice under the main metric: the answer that
+        scores best against all the others. Override it where answers average (images, depth).
+        """
+        main = self.metrics[0]
+        return minimum_bayes_risk(answers, lambda a, b: self.score(a, b)[main],
+                                  higher_is_better=self.higher_is_better[main])

@@ -34,6 +34,8 @@ MODELS: dict[str, str] = {"lavin-tiny": "lavin-tiny"}
 DEFAULT_MODEL = "lavin-tiny"
 #: The index file of a model folder.
 INDEX_FILE = "model_index.json"
+#: The sampling settings a model_index.json may recommend (the pipeline's defaults for that model).
+SAMPLING_KEYS = ("guidance_scale", "temperature")
 DIT_DIR, VAE_DIR = "dit", "vae"
 
 
@@ -75,11 +77,35 @@ class ModelFolder:
     @property
     def guidance_scale(self) -> float | None:
         """The CFG scale the model recommends, or None when the index does not say."""
-        value = self.index.get("guidance_scale")
+        return self._recommended("guidance_scale")
+
+    @property
+    def temperature(self) -> float | None:
+        """The starting-noise temperature the model recommends, or None when the index does not say."""
+        return self._recommended("temperature")
+
+    @property
+    def recommended_sampling(self) -> dict[str, float]:
+        """The sampling settings the index recommends, as ``InContextPipeline`` keyword arguments."""
+        values = {key: self._recommended(key) for key in SAMPLING_KEYS}
+        return {key: value for key, value in values.items() if value is not None}
+
+    @property
+    def ensemble_size(self) -> int | None:
+        """Samples per query the model recommends combining (``Task.combine``), or None when the index does not say."""
+        value = self.index.get("ensemble_size")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CheckpointError(f"{self.path / INDEX_FILE}: ensemble_size must be an integer >= 1, got {value!r}")
+        return value
+
+    def _recommended(self, key: str) -> float | None:
+        value = self.index.get(key)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise CheckpointError(f"{self.path / INDEX_FILE}: guidance_scale must be a number >= 0, got {value!r}")
+            raise CheckpointError(f"{self.path / INDEX_FILE}: {key} must be a number >= 0, got {value!r}")
         return float(value)
 
 

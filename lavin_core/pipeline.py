@@ -162,18 +162,28 @@ def _module_device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
 OFFICIAL_GUIDANCE = 1.5
 
 
+def check_sampling(guidance_scale: float | None, temperature: float | None) -> None:
+    """One-line errors for a negative CFG scale or noise temperature (None means the default)."""
+    if guidance_scale is not None and guidance_scale < 0:
+        raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+    if temperature is not None and temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (1 = the noise the model was trained on), got {temperature}")
+
+
 class InContextPipeline:
     """Encoder + Denoiser + Sampler: generates the target of a query from a few example pairs.
 
     Device and dtype follow the models: inputs go to the encoder's, latents to the denoiser's.
     ``pipeline.to(device, dtype)`` moves both. ``guidance_scale`` is the CFG scale calls use when
     they name none: the official 1.5, or what a model folder's ``model_index.json`` recommends.
+    ``temperature`` likewise scales the starting noise (1, or the model's recommendation): below 1
+    the sampler starts nearer the middle of the noise distribution and lands nearer the most
+    likely target, trading diversity for fidelity (Glow's temperature, BigGAN's truncation).
     """
 
     def __init__(self, encoder: Encoder, denoiser: Denoiser, sampler: Sampler | None = None, *,
-                 guidance_scale: float = OFFICIAL_GUIDANCE):
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+                 guidance_scale: float = OFFICIAL_GUIDANCE, temperature: float = 1.0):
+        check_sampling(guidance_scale, temperature)
         if encoder.latent_channels != denoiser.in_channels:
             raise ValueError(
                 f"the encoder makes {encoder.latent_channels}-channel latents but the denoiser takes "
@@ -182,6 +192,7 @@ class InContextPipeline:
         self.encoder, self.denoiser = encoder, denoiser
         self.sampler = sampler if sampler is not None else EulerSampler()
         self.guidance_scale = float(guidance_scale)
+        self.temperature = float(temperature)
 
     @property
     def device(self) -> torch.device:
@@ -259,6 +270,7 @@ class InContextPipeline:
         query: Any = None,
         num_steps: int | None = None,
         guidance_scale: float | None = None,
+        temperature: float | None = None,
         generator: torch.Generator | None = None,
         progress: bool = True,
         callback: StepCallback | None = None,
@@ -270,24 +282,27 @@ class InContextPipeline:
         ``context``: one ``TaskContext`` or a list (batched queries); or pass ``pairs`` and
         ``query`` in any image form (see ``build_context``). ``num_steps=None`` is the sampler's
         default (19 for the official Euler grid). ``guidance_scale=None`` is the pipeline's
-        ``guidance_scale`` (1.5, the official CFG, unless the model recommends another; 1 = no null pass). Noise is drawn from ``generator`` per context, in order, on the
-        generator's device, so a seed gives the same result on any device and in any batching.
+        ``guidance_scale`` (1.5, the official CFG, unless the model recommends another; 1 = no null
+        pass); ``temperature=None`` the pipeline's ``temperature`` (the starting noise's standard
+        deviation; 0 gives one deterministic answer). Noise is drawn from ``generator`` per context,
+        in order, on the generator's device, so a seed gives the same result on any device and in
+        any batching.
         ``callback(step, t, z)`` runs after every step of every batch of same-shaped contexts.
         ``output_type="latent"`` skips decoding.
         """
         contexts = self._contexts(context, pairs, query)
         if output_type not in ("pixels", "latent"):
             raise ValueError(f"output_type must be 'pixels' or 'latent', got {output_type!r}")
-        if guidance_scale is None:
-            guidance_scale = self.guidance_scale
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+        check_sampling(guidance_scale, temperature)
+        guidance_scale = self.guidance_scale if guidance_scale is None else guidance_scale
+        temperature = self.temperature if temperature is None else temperature
         encoded = self.encode_contexts(contexts, latent_cache=latent_cache)
         device, dtype = self.device, self.dtype
         noises = []
         for context in contexts:
             shape = self.encoder.latent_shape((1, *context.target_shape))[1:]
-            noises.append(randn_like(torch.empty(shape, device=device, dtype=dtype), generator=generator))
+            noise = randn_like(torch.empty(shape, device=device, dtype=dtype), generator=generator)
+            noises.append(noise if temperature == 1 else noise * temperature)
 
         # Contexts of one shape sample together; results go back to their original positions.
         groups: dict[tuple, list[int]] = {}
@@ -438,8 +453,9 @@ def load_pipeline(
     (default float32).
     ``sampler``: a ``Sampler`` or a name in ``samplers.SAMPLERS`` built with ``sampler_options``.
     ``seed`` initialises ``random:PRESET`` models (the global RNG is left untouched).
-    The pipeline's default CFG scale is the model's recommended ``guidance_scale`` (from its
-    ``model_index.json``) when both parts are the model's own, else the official 1.5.
+    The pipeline's default CFG scale and noise temperature are the model's recommended
+    ``guidance_scale`` and ``temperature`` (from its ``model_index.json``) when both parts are the
+    model's own, else the official 1.5 and 1.
     """
     if model is None and dit is None and vae is None:
         model = models.DEFAULT_MODEL
@@ -447,11 +463,11 @@ def load_pipeline(
         missing = "vae" if vae is None else "dit"
         raise ValueError(f"{missing}= is missing: pass both dit= and vae=, or a model name such as "
                          f"{models.DEFAULT_MODEL!r}")
-    guidance = OFFICIAL_GUIDANCE
+    recommended: dict[str, float] = {}
     if model is not None:
         folder = models.get_model(model)
-        if dit is None and vae is None and folder.guidance_scale is not None:
-            guidance = folder.guidance_scale
+        if dit is None and vae is None:
+            recommended = folder.recommended_sampling
         dit = folder.dit if dit is None else dit
         vae = folder.vae if vae is None else vae
     if isinstance(sampler, str):
@@ -462,5 +478,5 @@ def load_pipeline(
         load_encoder(vae, device=device, dtype=dtype, seed=seed),
         load_denoiser(dit, device=device, dtype=dtype, seed=seed),
         sampler,
-        guidance_scale=guidance,
+        **recommended,
     )

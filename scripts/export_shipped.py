@@ -69,11 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance-scale", type=float, metavar="S",
                         help="the CFG scale this model recommends (chosen on a validation seed); the "
                              "pipeline's default for it (default: none recorded, so the official 1.5)")
+    parser.add_argument("--temperature", type=float, metavar="T",
+                        help="the starting-noise temperature this model recommends (chosen on a validation "
+                             "seed); the pipeline's default for it (default: none recorded, so 1)")
+    parser.add_argument("--ensemble-size", type=int, metavar="K",
+                        help="samples per query the model recommends combining in demo and bench (chosen on a "
+                             "validation seed) (default: none recorded, so 1)")
     parser.add_argument("--max-mb", type=float, default=40.0, help="refuse a bigger folder (default: 40)")
     args = parser.parse_args(argv)
 
     if args.guidance_scale is not None and args.guidance_scale < 0:
         raise SystemExit(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
+    if args.temperature is not None and args.temperature < 0:
+        raise SystemExit(f"--temperature must be >= 0, got {args.temperature}")
+    if args.ensemble_size is not None and args.ensemble_size < 1:
+        raise SystemExit(f"--ensemble-size must be at least 1, got {args.ensemble_size}")
     dtype = DTYPES[args.dtype]
     size = export_part(args.dit_export, args.out / DIT_DIR, dtype)
     size += export_part(args.vae_export, args.out / VAE_DIR, dtype)
@@ -89,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         "min_pairs": data.get("min_pairs"),
         "max_pairs": data.get("max_pairs"),
         **({} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}),
+        **({} if args.temperature is None else {"temperature": args.temperature}),
+        **({} if args.ensemble_size is None else {"ensemble_size": args.ensemble_size}),
         "dit_training": {"run": dit_config.get("run", {}), "model": dit_config.get("model", {})},
         "vae_training": {"run": vae_config.get("run", {}), "tasks": list(vae_config.get("tasks", {}))},
     }

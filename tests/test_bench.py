@@ -171,14 +171,18 @@ def test_bench_command(folder, tmp_path, capsys):
     assert result["tasks"]["edges"]["held_out"] is False and result["tasks"]["frame_prediction"]["held_out"] is True
     assert (out / "bench.md").is_file() and "frame_prediction" in captured.out
     assert result["sampler"] == "euler" and "euler sampler, 2 steps" in (out / "bench.md").read_text()
+    assert result["temperature"] == 1.0 and result["ensemble_size"] == 1  # the tiny folder recommends none
     assert main(["bench", "--model", str(folder), "--count", "0"]) == 2
 
 
 def test_bench_command_takes_another_sampler(folder, tmp_path, capsys):
     out = tmp_path / "bench"
     status = main(["bench", "--model", str(folder), "--tasks", "edges", "--count", "1", "--num-pairs", "1",
-                   "--sampler", "heun", "--steps", "2", "--out", str(out), "--no-progress"])
+                   "--sampler", "heun", "--steps", "2", "--temperature", "0.5", "--ensemble", "2", "--out", str(out),
+                   "--no-progress"])
     assert status == 0, capsys.readouterr().err
-    assert json.loads((out / "bench.json").read_text())["sampler"] == "heun"
+    result = json.loads((out / "bench.json").read_text())
+    assert result["sampler"] == "heun" and result["temperature"] == 0.5 and result["ensemble_size"] == 2
+    assert "temperature 0.5, 2 samples per case combined by the task" in (out / "bench.md").read_text()
     assert main(["bench", "--model", str(folder), "--sampler", "rk9", "--count", "1"]) == 2
     assert "rk9" in capsys.readouterr().err

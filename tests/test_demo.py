@@ -70,13 +70,14 @@ def test_write_demo(rows, tmp_path):
 
 def test_demo_command(folder, tmp_path, capsys):
     out = tmp_path / "demo"
-    status = main(["demo", "--model", str(folder), "--num-pairs", "1", "--steps", "2", "--out", str(out),
-                   "--no-progress"])
+    status = main(["demo", "--model", str(folder), "--num-pairs", "1", "--steps", "2", "--ensemble", "2",
+                   "--out", str(out), "--no-progress"])
     captured = capsys.readouterr()
     assert status == 0, captured.err
     data = json.loads((out / "metrics.json").read_text())
     # without --tasks: the model's trained tasks
     assert list(data["tasks"]) == ["depth", "edges"] and data["seed"] == 2026 and data["num_steps"] == 2
+    assert data["ensemble_size"] == 2
     assert Image.open(out / "demo.png").mode == "RGB"
     assert "depth" in captured.out and "wrote" in captured.out
 
@@ -85,6 +86,10 @@ def test_demo_command_bad_input(folder, capsys):
     assert main(["demo", "--model", str(folder), "--tasks", "no-such-task", "--steps", "2", "--no-progress"]) == 2
     assert "unknown task 'no-such-task'" in capsys.readouterr().err
     assert main(["demo", "--model", str(folder), "--steps", "0"]) == 2
+    assert main(["demo", "--model", str(folder), "--temperature", "-1"]) == 2
+    assert "--temperature must be >= 0 (1 = the noise the model was trained on), got -1.0" in capsys.readouterr().err
+    assert main(["demo", "--model", str(folder), "--ensemble", "0"]) == 2
+    assert "--ensemble must be at least 1 sample per query, got 0" in capsys.readouterr().err
 
 
 def test_photo_rows_when_scikit_image_is_installed():

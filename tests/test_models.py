@@ -137,24 +137,38 @@ def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
         '[run]\nname = "d"\nstage = "dit"\n[tasks]\ndepth = 1.0\npose = 0.5\n[data]\nimage_size = 64\nmax_pairs = 4\n')
     out = tmp_path / "shipped"
     assert _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--dtype", "bfloat16",
-                                  "--guidance-scale", "2.5"]) == 0
+                                  "--guidance-scale", "2.5", "--temperature", "0.5", "--ensemble-size", "4"]) == 0
     index = json.loads((out / models.INDEX_FILE).read_text())
     assert index["trained_tasks"] == ["depth", "pose"] and index["image_size"] == 64
-    assert index["guidance_scale"] == 2.5
+    assert index["guidance_scale"] == 2.5 and index["temperature"] == 0.5 and index["ensemble_size"] == 4
+    assert models.get_model(out).ensemble_size == 4
     assert models.get_model(out).trained_tasks == ("depth", "pose")
     tensors = safetensors.torch.load_file(str(out / "vae" / "model.safetensors"))
     assert {t.dtype for t in tensors.values() if t.is_floating_point()} == {torch.bfloat16}
     pipe = load_pipeline(out)
     assert pipe.dtype == torch.float32
-    # the recommended CFG scale is the pipeline's default, unless a part is replaced
-    assert pipe.guidance_scale == 2.5
-    assert load_pipeline(out, dit="random:lavin-tiny").guidance_scale == 1.5
+    # the recommended CFG scale and temperature are the pipeline's defaults, unless a part is replaced
+    assert (pipe.guidance_scale, pipe.temperature) == (2.5, 0.5)
+    replaced = load_pipeline(out, dit="random:lavin-tiny")
+    assert (replaced.guidance_scale, replaced.temperature) == (1.5, 1.0)
     index["guidance_scale"] = "high"
     (out / models.INDEX_FILE).write_text(json.dumps(index))
     with pytest.raises(CheckpointError, match=r"model_index.json: guidance_scale must be a number >= 0, got 'high'"):
         load_pipeline(out)
     with pytest.raises(SystemExit, match="--guidance-scale must be >= 0"):
         _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--guidance-scale", "-1"])
+    with pytest.raises(SystemExit, match="--temperature must be >= 0"):
+        _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--temperature", "-1"])
+    index["guidance_scale"], index["temperature"] = 2.0, True
+    (out / models.INDEX_FILE).write_text(json.dumps(index))
+    with pytest.raises(CheckpointError, match=r"model_index.json: temperature must be a number >= 0, got True"):
+        load_pipeline(out)
+    index["ensemble_size"] = 2.5
+    (out / models.INDEX_FILE).write_text(json.dumps(index))
+    with pytest.raises(CheckpointError, match=r"model_index.json: ensemble_size must be an integer >= 1, got 2.5"):
+        _ = models.get_model(out).ensemble_size
+    with pytest.raises(SystemExit, match="--ensemble-size must be at least 1"):
+        _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--ensemble-size", "0"])
 
 
 def test_export_shipped_refuses_an_unfinished_run(tmp_path):

@@ -131,6 +131,48 @@ def test_a_call_without_a_scale_uses_the_pipelines_default():
         InContextPipeline(UnshuffleEncoder(), InContextOracle(), guidance_scale=-1)
 
 
+class StillDenoiser(Denoiser):
+    """Velocity zero everywhere: the sampler returns its starting noise unchanged."""
+
+    in_channels, patch_size = 12, 2
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    def forward(self, z_t, t, cond):
+        return torch.zeros_like(z_t) + self.anchor
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.5, 1.7])
+def test_temperature_scales_the_starting_noise(temperature):
+    context = make_context(seed=5)
+
+    def start(pipe, **options):
+        out = pipe(context, generator=torch.Generator().manual_seed(3), output_type="latent", progress=False, **options)
+        return out.latents[0]
+
+    plain = InContextPipeline(UnshuffleEncoder(), StillDenoiser(), EulerSampler())
+    assert plain.temperature == 1.0
+    noise = start(plain)
+    assert noise.std() > 0.5  # standard normal noise came back untouched
+    torch.testing.assert_close(start(plain, temperature=temperature), noise * temperature)
+    warm = InContextPipeline(UnshuffleEncoder(), StillDenoiser(), EulerSampler(), temperature=temperature)
+    torch.testing.assert_close(start(warm), noise * temperature)  # the pipeline's default
+    torch.testing.assert_close(start(warm, temperature=1.0), noise)  # a call's value wins
+    with pytest.raises(ValueError, match="temperature must be >= 0 .*got -0.5"):
+        InContextPipeline(UnshuffleEncoder(), StillDenoiser(), temperature=-0.5)
+
+
+def test_temperature_does_not_move_an_exact_answer():
+    # the oracle's straight paths end on the answer wherever they start
+    context = make_context(seed=6)
+    pipe = InContextPipeline(UnshuffleEncoder(), InContextOracle(), EulerSampler())
+    for temperature in (0.0, 0.3):
+        out = pipe(context, guidance_scale=1.0, temperature=temperature, progress=False)
+        assert rel(out.predictions[0], expected(context)) < 1e-5
+
+
 def test_clips_go_through_the_pipeline():
     pipe = InContextPipeline(UnshuffleEncoder(), InContextOracle(), AdamsBashforthSampler(order=1, schedule="uniform"))
     context = make_context(frames=5, pairs=1)
@@ -235,6 +277,8 @@ def test_bad_calls_get_clear_errors():
         pipe(make_context(), num_steps=7, progress=False)
     with pytest.raises(ValueError, match="guidance_scale must be >= 0"):
         pipe(make_context(), guidance_scale=-1.0, progress=False)
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        pipe(make_context(), temperature=-1.0, progress=False)
     with pytest.raises(TypeError, match=r"contexts\[1\] must be a TaskContext"):
         pipe([make_context(), "query.png"], progress=False)
 

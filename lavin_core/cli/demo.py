@@ -25,6 +25,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                              "the official grid lacks)")
     parser.add_argument("--guidance", type=float, metavar="S",
                         help="CFG scale (default: the model's recommended one, else the official 1.5)")
+    parser.add_argument("--temperature", type=float, metavar="T",
+                        help="starting-noise scale; below 1 trades diversity for fidelity (default: the model's "
+                             "recommended one, else 1)")
+    parser.add_argument("--ensemble", type=int, metavar="K",
+                        help="samples per query, combined by the task into one answer (mean image, median "
+                             "box, the sample that agrees most with the others, ...) (default: the model's "
+                             "recommended number, else 1)")
     parser.add_argument("--size", type=int, metavar="PX",
                         help="image side (default: the model's training size, else 64)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -32,17 +39,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_model(args: argparse.Namespace):
-    """``(pipeline, model name, trained tasks or None, image size)`` from the shared arguments."""
+    """``(pipeline, model name, trained tasks or None, image size, ensemble size)`` from the shared arguments."""
     import attrs
 
-    from lavin_core.cli.run import model_spec
+    from lavin_core.cli.run import check_sampling_arguments, model_spec
     from lavin_core.models import get_model
     from lavin_core.pipeline import load_pipeline
 
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be a positive integer, got {args.steps}")
-    if args.guidance is not None and args.guidance < 0:
-        raise ValueError(f"--guidance must be >= 0, got {args.guidance}")
+    check_sampling_arguments(args)
+    if args.ensemble is not None and args.ensemble < 1:
+        raise ValueError(f"--ensemble must be at least 1 sample per query, got {args.ensemble}")
     spec = model_spec(args)
     folder = None if spec is None else get_model(spec)
     options = {} if args.schedule is None else {"schedule": args.schedule}
@@ -60,7 +66,8 @@ def open_model(args: argparse.Namespace):
     size = args.size or int(index.get("image_size", 64))
     if size < 1 or size % pipe.size_multiple:
         raise ValueError(f"--size must be a positive multiple of {pipe.size_multiple}, got {size}")
-    return pipe, name, trained, size
+    ensemble = args.ensemble or (None if folder is None or replaced else folder.ensemble_size) or 1
+    return pipe, name, trained, size, ensemble
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -90,13 +97,17 @@ def run(args: argparse.Namespace) -> int:
     if args.num_pairs < 1:
         raise ValueError(f"--num-pairs must be at least 1, got {args.num_pairs}")
     start = time.perf_counter()
-    pipe, name, trained, size = open_model(args)
+    pipe, name, trained, size, ensemble = open_model(args)
     tasks = args.tasks or list(trained or DEMO_TASKS)
     rows = run_demo(pipe, tasks, num_pairs=args.num_pairs, seed=args.seed, size=size, num_steps=args.steps,
-                    guidance_scale=args.guidance, photos=False if args.no_photos else None,
+                    guidance_scale=args.guidance, temperature=args.temperature, ensemble_size=ensemble,
+                    photos=False if args.no_photos else None,
                     progress=not args.no_progress)
     meta = {"model": name, "seed": args.seed, "num_pairs": args.num_pairs, "image_size": size,
-            "sampler": args.sampler, "num_steps": len(pipe.sampler.timesteps(args.steps)) - 1, "guidance_scale": pipe.guidance_scale if args.guidance is None else args.guidance}
+            "sampler": args.sampler, "num_steps": len(pipe.sampler.timesteps(args.steps)) - 1,
+            "guidance_scale": pipe.guidance_scale if args.guidance is None else args.guidance,
+            "temperature": pipe.temperature if args.temperature is None else args.temperature,
+            "ensemble_size": ensemble}
     png, metrics = write_demo(rows, args.out, meta=meta)
     print(text_table(rows, name))
     print(f"\nwrote {png} and {metrics} in {time.perf_counter() - start:.0f} s "

@@ -38,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the sampler's, 19 for euler)")
     parser.add_argument("--guidance", type=float, metavar="S",
                         help="CFG scale; 1 disables it (default: the model's recommended one, else the official 1.5)")
+    parser.add_argument("--temperature", type=float, metavar="T",
+                        help="starting-noise scale; below 1 trades diversity for fidelity, 0 is deterministic "
+                             "(default: the model's recommended one, else 1)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="noise and example seed (default: 0)")
     parser.add_argument("--sampler", default="euler", metavar="NAME",
                         help="euler (official), heun or adams-bashforth (default: euler)")
@@ -55,13 +58,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _check_numbers(args: argparse.Namespace) -> None:
+def check_sampling_arguments(args: argparse.Namespace) -> None:
+    """One-line errors for ``--steps``, ``--guidance`` and ``--temperature`` before any model loads."""
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be a positive integer, got {args.steps}")
-    if args.num_pairs < 1:
-        raise ValueError(f"--num-pairs must be at least 1, got {args.num_pairs}")
     if args.guidance is not None and args.guidance < 0:
         raise ValueError(f"--guidance must be >= 0, got {args.guidance}")
+    if args.temperature is not None and args.temperature < 0:
+        raise ValueError(f"--temperature must be >= 0 (1 = the noise the model was trained on), got {args.temperature}")
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    check_sampling_arguments(args)
+    if args.num_pairs < 1:
+        raise ValueError(f"--num-pairs must be at least 1, got {args.num_pairs}")
 
 
 def model_spec(args: argparse.Namespace) -> str | None:
@@ -123,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         context,
         num_steps=args.steps,
         guidance_scale=args.guidance,
+        temperature=args.temperature,
         generator=torch.Generator().manual_seed(args.seed),
         progress=not args.quiet,
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 from torch import Tensor
 
+from lavin_core.ensemble import mean_answer
 from lavin_plugins import metrics
 from lavin_plugins.scenes import random_scene, render
 from lavin_plugins.tasks.base import GeneratedTask, single_frame, to_pixels
@@ -39,3 +41,7 @@ class DepthTask(GeneratedTask):
 
     def score(self, predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         return {"abs_rel": metrics.abs_rel(predicted, truth), "delta1": metrics.delta1(predicted, truth)}
+
+    def combine(self, answers: Sequence[np.ndarray]) -> np.ndarray:
+        """The mean of the sampled depth maps (as Marigold ensembles its samples)."""
+        return mean_answer(answers)

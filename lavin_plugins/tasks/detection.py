@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 from torch import Tensor
 
+from lavin_core.ensemble import median_answer
 from lavin_plugins import metrics
 from lavin_plugins.scenes import random_scene, render
 from lavin_plugins.scenes.draw import draw_box_outline
@@ -49,3 +51,7 @@ class DetectionTask(GeneratedTask):
     def score(self, predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         value = metrics.box_iou(predicted, truth)
         return {"iou": value, "hit@0.5": float(value >= 0.5)}
+
+    def combine(self, answers: Sequence[np.ndarray]) -> np.ndarray:
+        """The median of each box coordinate over the samples that drew a box."""
+        return median_answer(answers)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,6 +14,7 @@ from torch import Tensor
 
 from lavin_core.context import Example
 from lavin_core.datasets import TemplateFolder
+from lavin_core.ensemble import mean_answer
 from lavin_core.interfaces import Task
 from lavin_plugins import metrics
 from lavin_plugins.tasks.base import from_pixels, to_pixels
@@ -82,6 +83,9 @@ class FolderTask(Task):
         if self.like is not None:
             return self.like.score(predicted, truth)
         return {"psnr": metrics.psnr(predicted, truth), "ssim": metrics.ssim(predicted, truth)}
+
+    def combine(self, answers: Sequence[Any]) -> Any:
+        return self.like.combine(answers) if self.like is not None else mean_answer(answers)
 
     def __repr__(self) -> str:
         return f"FolderTask(path={self.pairs.url!r}, like={self.like!r}, size={self.pairs.size}, name={self.name!r})"

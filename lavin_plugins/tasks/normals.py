@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from lavin_core.ensemble import unit_mean_answer
 from lavin_plugins import metrics
 from lavin_plugins.scenes import random_scene, render
 from lavin_plugins.tasks.base import GeneratedTask, single_frame
@@ -38,3 +40,7 @@ class NormalsTask(GeneratedTask):
             "mean_angle": metrics.mean_angular_error(predicted, truth),
             "within_11.25": metrics.fraction_within(predicted, truth, 11.25),
         }
+
+    def combine(self, answers: Sequence[np.ndarray]) -> np.ndarray:
+        """The mean of the sampled normals, scaled back to unit length."""
+        return unit_mean_answer(answers)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 from torch import Tensor
 
+from lavin_core.ensemble import median_answer
 from lavin_plugins import metrics
 from lavin_plugins.scenes import KEYPOINTS, LIMBS, draw_figure, random_figure, random_scene, render
 from lavin_plugins.scenes.draw import draw_disc, draw_segment
@@ -71,3 +73,7 @@ class PoseTask(GeneratedTask):
             "pck": metrics.pck(predicted, truth, self.pck_alpha * float(extent.max())),
             "mean_error_px": metrics.keypoint_error(predicted, truth),
         }
+
+    def combine(self, answers: Sequence[np.ndarray]) -> np.ndarray:
+        """The median position of each keypoint over the samples that drew it."""
+        return median_answer(answers)

@@ -8,11 +8,13 @@ answer is the clean image itself, ``(H, W, 3)`` float32 in [0, 1], scored with P
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 from torch import Tensor
 
+from lavin_core.ensemble import mean_answer
 from lavin_plugins import metrics
 from lavin_plugins.photos import ImageSource, image_source
 from lavin_plugins.scenes.draw import draw_segment
@@ -56,6 +58,10 @@ class RestorationTask(GeneratedTask):
 
     def score(self, predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         return {"psnr": metrics.psnr(predicted, truth), "ssim": metrics.ssim(predicted, truth)}
+
+    def combine(self, answers: Sequence[np.ndarray]) -> np.ndarray:
+        """The mean of the sampled images (the MSE-optimal consensus)."""
+        return mean_answer(answers)
 
 
 class ColorizationTask(RestorationTask):

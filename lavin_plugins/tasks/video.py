@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 from torch import Tensor
 
 from lavin_core.context import TEMPORAL_STRIDE
+from lavin_core.ensemble import mean_answer
 from lavin_plugins import metrics
 from lavin_plugins.scenes import random_scene, render
 from lavin_plugins.tasks.base import GeneratedTask, from_pixels, to_pixels
@@ -41,3 +43,7 @@ class FramePredictionTask(GeneratedTask):
 
     def score(self, predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         return {"psnr": metrics.psnr(predicted, truth), "ssim": metrics.ssim(predicted, truth)}
+
+    def combine(self, answers: Sequence[np.ndarray]) -> np.ndarray:
+        """The mean of the sampled clips (the MSE-optimal consensus)."""
+        return mean_answer(answers)
