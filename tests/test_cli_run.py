@@ -191,3 +191,37 @@ def test_without_prompts_pairs_come_from_the_registered_task(files, capsys):
         assert status == 2 and "unknown task 'no-such-task'" in err
     finally:
         registry.unregister_plugin(name)
+
+
+def test_ensemble_combines_samples_with_the_registered_task(files, capsys, tmp_path):
+    base = ["--task", "depth", "--query", files["query"], "--prompts", files["prompts"], *FAST]
+    single, many = tmp_path / "one.png", tmp_path / "three.png"
+    status, stdout, err = run([*base, *MODELS, "--out", str(single)], capsys)
+    assert status == 0 and "samples combined" not in stdout  # random models recommend no ensemble
+    status, stdout, err = run([*base, *MODELS, "--ensemble", "3", "--out", str(many)], capsys)
+    assert status == 0, err
+    assert "task depth, 3 samples combined)" in stdout and Image.open(many).size == (48, 32)
+    assert not np.array_equal(np.asarray(Image.open(many)), np.asarray(Image.open(single)))
+    # a free label (allowed with --prompts) cannot combine samples
+    status, _, err = run(["--task", "my-label", "--query", files["query"], "--prompts", files["prompts"], *FAST,
+                          *MODELS, "--ensemble", "2", "--out", str(many)], capsys)
+    assert status == 2 and "--ensemble 2 needs a registered task" in err and "'my-label'" in err
+    status, _, err = run([*base, *MODELS, "--ensemble", "0", "--out", str(many)], capsys)
+    assert status == 2 and "--ensemble must be at least 1 sample, got 0" in err
+
+
+def test_a_models_recommended_ensemble_is_the_default(files, capsys, tmp_path):
+    import json
+
+    from lavin_core.models import INDEX_FILE
+    from tests.tiny_model import make_model_folder
+
+    folder = make_model_folder(tmp_path / "model")
+    index = json.loads((folder / INDEX_FILE).read_text())
+    (folder / INDEX_FILE).write_text(json.dumps({**index, "ensemble_size": 2}))
+    out = tmp_path / "p.png"
+    common = ["--query", files["query"], "--prompts", files["prompts"], "--model", str(folder), *FAST, "--out", str(out)]
+    status, stdout, err = run(["--task", "edges", *common], capsys)
+    assert status == 0 and "task edges, 2 samples combined)" in stdout, err
+    status, stdout, err = run(["--task", "my-label", *common], capsys)  # a label: one sample, no error
+    assert status == 0 and "samples combined" not in stdout, err

@@ -41,6 +41,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--temperature", type=float, metavar="T",
                         help="starting-noise scale; below 1 trades diversity for fidelity, 0 is deterministic "
                              "(default: the model's recommended one, else 1)")
+    parser.add_argument("--ensemble", type=int, metavar="K",
+                        help="samples combined by the registered task into one answer (default: the model's "
+                             "recommended number for a registered task, else 1)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="noise and example seed (default: 0)")
     parser.add_argument("--sampler", default="euler", metavar="NAME",
                         help="euler (official), heun or adams-bashforth (default: euler)")
@@ -72,6 +75,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
     check_sampling_arguments(args)
     if args.num_pairs < 1:
         raise ValueError(f"--num-pairs must be at least 1, got {args.num_pairs}")
+    if args.ensemble is not None and args.ensemble < 1:
+        raise ValueError(f"--ensemble must be at least 1 sample, got {args.ensemble}")
 
 
 def model_spec(args: argparse.Namespace) -> str | None:
@@ -107,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from lavin_core.context import TaskContext
+    from lavin_core.evaluation import combine_samples
     from lavin_core.images import check_size, fit_size, resize, save_image, to_pixels
     from lavin_core.pipeline import load_pipeline
     from lavin_core.templates import read_template_folder
@@ -128,16 +134,48 @@ def run(args: argparse.Namespace) -> int:
     else:
         pairs = _task_pairs(args, query, size)
 
+    task = _combining_task(args, size)
+    samples = 1 if task is None else args.ensemble or _recommended_ensemble(args)
     context = TaskContext(task=args.task, pairs=pairs, query=query)
     out = pipe(
-        context,
+        [context] * samples,  # one batch; the generator gives each copy its own noise
         num_steps=args.steps,
         guidance_scale=args.guidance,
         temperature=args.temperature,
         generator=torch.Generator().manual_seed(args.seed),
         progress=not args.quiet,
     )
-    save_image(out.predictions[0], args.out)
-    height, width = out.predictions[0].shape[-2:]
-    print(f"wrote {args.out} ({width}x{height}, {len(pairs)} example pairs, task {args.task})")
+    prediction = combine_samples(task, out.predictions) if samples > 1 else out.predictions[0]
+    save_image(prediction, args.out)
+    height, width = prediction.shape[-2:]
+    combined = f", {samples} samples combined" if samples > 1 else ""
+    print(f"wrote {args.out} ({width}x{height}, {len(pairs)} example pairs, task {args.task}{combined})")
     return 0
+
+
+def _combining_task(args: argparse.Namespace, size: tuple[int, int]):
+    """The registered task, built at the query's size, that combines several samples; None when
+    one sample is all there is: ``--ensemble 1``, or no ``--ensemble`` and a model that recommends
+    none, or a ``--task`` that is only a label (allowed with ``--prompts``) or cannot take this
+    size, unless ``--ensemble`` asked for more, which is then an error."""
+    import registry
+    from lavin_core.errors import LavinError
+
+    if args.ensemble == 1 or (args.ensemble is None and _recommended_ensemble(args) == 1):
+        return None
+    try:
+        return registry.get_task(args.task, size=size)
+    except (LavinError, LookupError, ValueError, TypeError) as err:
+        if args.ensemble is None:
+            return None
+        raise ValueError(f"--ensemble {args.ensemble} needs a registered task that can draw {size[1]}x{size[0]} "
+                         f"answers to combine the samples, and task {args.task!r} cannot ({err}); use --ensemble 1") from None
+
+
+def _recommended_ensemble(args: argparse.Namespace) -> int:
+    from lavin_core.models import get_model
+
+    spec = model_spec(args)
+    if spec is None or args.dit is not None or args.vae is not None:
+        return 1
+    return get_model(spec).ensemble_size or 1
