@@ -207,7 +207,7 @@ def test_ensemble_combines_samples_with_the_registered_task(files, capsys, tmp_p
                           *MODELS, "--ensemble", "2", "--out", str(many)], capsys)
     assert status == 2 and "--ensemble 2 needs a registered task" in err and "'my-label'" in err
     status, _, err = run([*base, *MODELS, "--ensemble", "0", "--out", str(many)], capsys)
-    assert status == 2 and "--ensemble must be at least 1 sample, got 0" in err
+    assert status == 2 and "--ensemble must be at least 1 sample per query, got 0" in err
 
 
 def test_a_models_recommended_ensemble_is_the_default(files, capsys, tmp_path):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from lavin_core.cli.run import add_sampling_arguments
+
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model and sampling options ``demo`` and ``bench`` share."""
@@ -19,19 +21,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vae", metavar="PATH", help="ST-VAE checkpoint replacing the model's (as in `lavin run`)")
     parser.add_argument("--sampler", default="euler", metavar="NAME",
                         help="euler (official), heun or adams-bashforth (default: euler)")
-    parser.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the sampler's, 19)")
     parser.add_argument("--schedule", metavar="NAME",
                         help="time grid: official, uniform or shifted (default: official; uniform for a --steps "
                              "the official grid lacks)")
-    parser.add_argument("--guidance", type=float, metavar="S",
-                        help="CFG scale (default: the model's recommended one, else the official 1.5)")
-    parser.add_argument("--temperature", type=float, metavar="T",
-                        help="starting-noise scale; below 1 trades diversity for fidelity (default: the model's "
-                             "recommended one, else 1)")
-    parser.add_argument("--ensemble", type=int, metavar="K",
-                        help="samples per query, combined by the task into one answer (mean image, median "
-                             "box, the sample that agrees most with the others, ...) (default: the model's "
-                             "recommended number, else 1)")
+    add_sampling_arguments(parser)
     parser.add_argument("--size", type=int, metavar="PX",
                         help="image side (default: the model's training size, else 64)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -47,8 +40,6 @@ def open_model(args: argparse.Namespace):
     from lavin_core.pipeline import load_pipeline
 
     check_sampling_arguments(args)
-    if args.ensemble is not None and args.ensemble < 1:
-        raise ValueError(f"--ensemble must be at least 1 sample per query, got {args.ensemble}")
     spec = model_spec(args)
     folder = None if spec is None else get_model(spec)
     options = {} if args.schedule is None else {"schedule": args.schedule}

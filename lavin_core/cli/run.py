@@ -35,15 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-pairs", type=int, default=4, metavar="N", help="example pairs in the context (default: 4)")
     parser.add_argument("--prompt-sampler", default="random", metavar="NAME",
                         help="how pairs are chosen from the task's examples without --prompts (default: random)")
-    parser.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the sampler's, 19 for euler)")
-    parser.add_argument("--guidance", type=float, metavar="S",
-                        help="CFG scale; 1 disables it (default: the model's recommended one, else the official 1.5)")
-    parser.add_argument("--temperature", type=float, metavar="T",
-                        help="starting-noise scale; below 1 trades diversity for fidelity, 0 is deterministic "
-                             "(default: the model's recommended one, else 1)")
-    parser.add_argument("--ensemble", type=int, metavar="K",
-                        help="samples combined by the registered task into one answer (default: the model's "
-                             "recommended number for a registered task, else 1)")
+    add_sampling_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="noise and example seed (default: 0)")
     parser.add_argument("--sampler", default="euler", metavar="NAME",
                         help="euler (official), heun or adams-bashforth (default: euler)")
@@ -61,22 +53,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--steps``, ``--guidance``, ``--temperature`` and ``--ensemble``, shared by run, demo and bench."""
+    parser.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the sampler's, 19 for euler)")
+    parser.add_argument("--guidance", type=float, metavar="S",
+                        help="CFG scale; 1 disables it (default: the model's recommended one, else the official 1.5)")
+    parser.add_argument("--temperature", type=float, metavar="T",
+                        help="starting-noise scale; below 1 trades diversity for fidelity, 0 is deterministic "
+                             "(default: the model's recommended one, else 1)")
+    parser.add_argument("--ensemble", type=int, metavar="K",
+                        help="samples per query, combined by the task into one answer (mean image, median box, "
+                             "the sample that agrees most with the others, ...) (default: the model's recommended "
+                             "number, else 1; `run` needs a registered --task for more than 1)")
+
+
 def check_sampling_arguments(args: argparse.Namespace) -> None:
-    """One-line errors for ``--steps``, ``--guidance`` and ``--temperature`` before any model loads."""
+    """One-line errors for the ``add_sampling_arguments`` options before any model loads."""
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be a positive integer, got {args.steps}")
     if args.guidance is not None and args.guidance < 0:
         raise ValueError(f"--guidance must be >= 0, got {args.guidance}")
     if args.temperature is not None and args.temperature < 0:
         raise ValueError(f"--temperature must be >= 0 (1 = the noise the model was trained on), got {args.temperature}")
+    if args.ensemble is not None and args.ensemble < 1:
+        raise ValueError(f"--ensemble must be at least 1 sample per query, got {args.ensemble}")
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
     check_sampling_arguments(args)
     if args.num_pairs < 1:
         raise ValueError(f"--num-pairs must be at least 1, got {args.num_pairs}")
-    if args.ensemble is not None and args.ensemble < 1:
-        raise ValueError(f"--ensemble must be at least 1 sample, got {args.ensemble}")
 
 
 def model_spec(args: argparse.Namespace) -> str | None:
