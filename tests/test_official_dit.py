@@ -104,5 +104,9 @@ def test_loaded_official_model_round_trips_through_save_pretrained(io, tmp_path)
     model.save_pretrained(str(tmp_path / "ours"))
     again = JDiT.from_pretrained(str(tmp_path / "ours"))
     assert again.config.time_convention == "official"
+    saved, loaded = model.state_dict(), again.state_dict()
+    assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
+    # Outputs agree to float rounding, not bit for bit: MKL's matmul result depends on how the
+    # weights happen to be aligned in memory (memory-mapped safetensors vs fresh allocations).
     with torch.no_grad():
-        assert torch.equal(again(io["x"], io["t_official"], io["cond"]), model(io["x"], io["t_official"], io["cond"]))
+        assert rel(again(io["x"], io["t_official"], io["cond"]), model(io["x"], io["t_official"], io["cond"])) < 1e-6
