@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 import registry
-from lavin_core.cache import build_cache, open_cache
-from lavin_core.loader import ContextLoader
+from lavin_core.data.cache import build_cache, open_cache
+from lavin_core.data.loader import ContextLoader
 from lavin_plugins.scenes import random_scene, render
 from lavin_plugins.tasks import BUILTIN_TASKS
 from tests.standin import PoolEncoder

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from lavin_core.jdit import JDiT, preset
+from lavin_core.jdit import JDiT, get_preset
 
 
 def median_seconds(steps: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, tuple[float, float]]:
@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    config = preset(args.preset)
+    config = get_preset(args.preset)
     side = args.size // 8
     z = torch.randn(args.batch, config.in_channels, 1, side, side)
     cond = torch.randn(args.batch, config.in_channels, 2 * args.pairs + 1, side, side)

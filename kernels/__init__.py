@@ -1,17 +1,10 @@
-"""Fused GPU kernels for the J-DiT, each beside the PyTorch reference of the same function, and the
-fast GPU inference path.
+"""Triton kernels for the J-DiT and their launch wrappers: a leaf package that imports nothing of LaVin.
 
-- ``qk_norm_rope``: QK RMSNorm + head split + 3D RoPE; the contract, the reference and the dispatch
-  (``backend=`` or ``$LAVIN_KERNELS``: ``auto``, ``triton``, ``torch``).
-- ``qk_norm_rope_triton``: its Triton forward and backward kernels and their ``autograd.Function``.
-- ``inference``: bf16, regional ``torch.compile``, cuDNN-first attention, CUDA-graph replay.
-- ``bench_gpu``: ``lavin bench-gpu``.
+- ``contract``: the shapes the fused QK RMSNorm + 3D RoPE step takes and returns, checked once.
+- ``qk_norm_rope_triton``: its Triton forward and backward kernels, the ``torch.library`` custom
+  ops and the ``autograd.Function`` (imports Triton; loaded only when the kernel is asked for).
 
-Nothing here needs a GPU or Triton to import: the reference path runs everywhere, and the Triton
-kernels are used only on CUDA tensors when Triton is installed (or on the CPU under
-``TRITON_INTERPRET=1`` when asked for explicitly, as the tests do).
+The PyTorch reference of the same function and the dispatch between the two live with the model
+(``lavin_core.jdit.qk_norm_rope``); the fast GPU inference path lives beside the pipeline
+(``lavin_core.pipeline.compiled``); the GPU benchmark is ``benchmarks/bench_gpu.py``.
 """
-
-from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_reference
-
-__all__ = ["qk_norm_rope", "qk_norm_rope_reference"]

@@ -1,6 +1,6 @@
 """Fused QK RMSNorm + head split + 3D RoPE in Triton: forward, backward, and the autograd glue.
 
-Same function as ``kernels.qk_norm_rope.qk_norm_rope_reference`` (shapes in that module's
+Same function as ``lavin_core.jdit.qk_norm_rope.qk_norm_rope_reference`` (shapes in that module's
 docstring), computed in float32 registers and rounded once on the way out.
 
 How a row is laid out. One row of q is ``num_heads * D`` values; head ``h`` holds three RoPE
@@ -44,7 +44,7 @@ import triton.language as tl
 from torch import Tensor
 from triton.runtime.jit import JITFunction
 
-from kernels.qk_norm_rope import check_qk_inputs
+from kernels.contract import check_qk_inputs
 
 
 @triton.jit

@@ -9,11 +9,14 @@ tools on first use (``lavin_core.load_pipeline`` imports ``lavin_core.pipeline``
 
 import importlib
 
+from lavin_core import _moved
 from lavin_core.context import Example, ExamplePair, TaskContext
 from lavin_core.errors import CheckpointError, LavinError, UnknownNameError
 from lavin_core.interfaces import Denoiser, Encoder, PromptSampler, Sampler, StepCallback, Task
 
 __version__ = "0.1.0"
+
+_moved.install()
 
 #: Public names that live in heavier modules, imported on first access.
 _LAZY = {
@@ -25,10 +28,10 @@ _LAZY = {
     "JDiTConfig": "lavin_core.jdit",
     "STVAE": "lavin_core.stvae",
     "STVAEConfig": "lavin_core.stvae",
-    "ContextLoader": "lavin_core.loader",
-    "build_cache": "lavin_core.cache",
-    "open_cache": "lavin_core.cache",
-    "TemplateFolder": "lavin_core.datasets",
+    "ContextLoader": "lavin_core.data.loader",
+    "build_cache": "lavin_core.data.cache",
+    "open_cache": "lavin_core.data.cache",
+    "TemplateFolder": "lavin_core.data.datasets",
 }
 
 

@@ -244,13 +244,20 @@ def load_pretrained_into(module: nn.Module, config: Any, url: str) -> None:
 
 
 class PretrainedMixin:
-    """``save_pretrained`` / ``from_pretrained`` for an ``nn.Module`` built as ``cls(config)``.
+    """``from_preset`` / ``save_pretrained`` / ``from_pretrained`` for an ``nn.Module`` built as ``cls(config)``.
 
-    The class sets ``config_class`` and stores its config as ``self.config``.
+    The class sets ``config_class`` and ``get_preset`` (its network's preset lookup) and stores its
+    config as ``self.config``.
     """
 
     config_class: ClassVar[type]
+    get_preset: ClassVar[Callable[..., Any]]
     config: Any
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> Any:
+        """A randomly initialised model of the preset ``name``, some fields replaced by ``overrides``."""
+        return cls(cls.get_preset(name, **overrides))  # type: ignore[call-arg]
 
     def save_pretrained(self, url: str) -> None:
         """Write this model's config and weights into the folder ``url`` (local path or fsspec URL)."""

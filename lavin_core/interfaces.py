@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from lavin_core.ensemble import minimum_bayes_risk
+from registry.manager import declare_interface
 
 if TYPE_CHECKING:
     from lavin_core.context import Example, ExamplePair
@@ -175,3 +176,8 @@ class Task(abc.ABC):
         main = self.metrics[0]
         return minimum_bayes_risk(answers, lambda a, b: self.score(a, b)[main],
                                   higher_is_better=self.higher_is_better[main])
+
+
+# The registry checks what plugins build against these (it imports nothing of LaVin itself).
+declare_interface("task", Task)
+declare_interface("prompt sampler", PromptSampler)

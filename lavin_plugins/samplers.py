@@ -58,7 +58,7 @@ class RandomPromptSampler(PromptSampler):
 class FixedPromptSampler(PromptSampler):
     """Always the same pairs: the first ``num_pairs`` of ``indices`` (default: the pool in order).
 
-    With a template folder as the pool (``lavin_core.datasets.TemplateFolder``) this reproduces the
+    With a template folder as the pool (``lavin_core.data.datasets.TemplateFolder``) this reproduces the
     official inference setup, where the templates are given.
     """
 

@@ -10,11 +10,13 @@ in-process (tests, notebooks). See ``registry.hookspecs`` for how to write one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lavin_core.interfaces import PromptSampler, Task
 from registry.hookspecs import hookimpl
 from registry.manager import DuplicateNameError, Entry, PluginError, PluginRecord, Registry
+
+if TYPE_CHECKING:
+    from lavin_core.interfaces import PromptSampler, Task
 
 _default: Registry | None = None
 

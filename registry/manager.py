@@ -12,23 +12,37 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
-from lavin_core.errors import LavinError, UnknownNameError
-from lavin_core.interfaces import PromptSampler, Task
 from registry import hookspecs
+from registry.errors import LavinError, UnknownNameError
+
+if TYPE_CHECKING:
+    from lavin_core.interfaces import PromptSampler, Task
 
 ENTRY_POINT_GROUP = "lavin"
 DISABLE_ENV = "LAVIN_DISABLE_PLUGINS"
 
-#: Hook name -> (kind shown in messages, the interface every instance must implement).
-KINDS: dict[str, tuple[str, type]] = {
-    "lavin_register_tasks": ("task", Task),
-    "lavin_register_prompt_samplers": ("prompt sampler", PromptSampler),
+#: Hook name -> the kind of object it registers, as messages name it.
+KINDS: dict[str, str] = {
+    "lavin_register_tasks": "task",
+    "lavin_register_prompt_samplers": "prompt sampler",
 }
+
+#: Kind -> the interface every instance of that kind must implement. The classes live in
+#: ``lavin_core.interfaces``, which declares them here when it is imported (the registry imports
+#: nothing of LaVin, so the dependency points one way: LaVin -> registry).
+INTERFACES: dict[str, type] = {}
+
+
+def declare_interface(kind: str, interface: type) -> None:
+    """Make ``get_task`` / ``get_prompt_sampler`` refuse objects that are not ``interface`` instances."""
+    if kind not in KINDS.values():
+        raise ValueError(f"unknown kind {kind!r}; the registry knows {', '.join(KINDS.values())}")
+    INTERFACES[kind] = interface
 
 
 class DuplicateNameError(LavinError):
@@ -180,7 +194,7 @@ class Registry:
         return collected
 
     def _entry(self, hook_name: str, name: str) -> Entry:
-        kind = KINDS[hook_name][0]
+        kind = KINDS[hook_name]
         entries, conflicts = self._build()[hook_name]
         if name in conflicts:
             owners = " and ".join(repr(plugin) for plugin in conflicts[name])
@@ -197,13 +211,14 @@ class Registry:
         return sorted([*entries, *conflicts])
 
     def _create(self, hook_name: str, name: str, options: dict[str, Any]) -> Any:
-        kind, interface = KINDS[hook_name]
+        kind = KINDS[hook_name]
         entry = self._entry(hook_name, name)
         try:
             instance = entry.factory(**options)
         except TypeError as exc:
             raise PluginError(f"{kind} {name!r} (plugin {entry.plugin!r}) rejected options {options}: {exc}") from exc
-        if not isinstance(instance, interface):
+        interface = INTERFACES.get(kind)
+        if interface is not None and not isinstance(instance, interface):
             raise PluginError(
                 f"{kind} {name!r} from plugin {entry.plugin!r} built a {type(instance).__name__}, "
                 f"not a {interface.__name__}"
@@ -237,7 +252,7 @@ class Registry:
         """For ``lavin plugins``: the names each kind of hook of ``plugin`` registered."""
         tables = self._build()
         provided = {}
-        for hook_name, (kind, _) in KINDS.items():
+        for hook_name, kind in KINDS.items():
             entries, conflicts = tables[hook_name]
             names = [n for n, e in entries.items() if e.plugin == plugin]
             names += [n for n, owners in conflicts.items() if plugin in owners]
@@ -246,4 +261,4 @@ class Registry:
 
     def conflicts(self) -> dict[str, dict[str, list[str]]]:
         """For each kind: names claimed by more than one plugin, with the plugins."""
-        return {KINDS[hook][0]: dict(table[1]) for hook, table in self._build().items()}
+        return {KINDS[hook]: dict(table[1]) for hook, table in self._build().items()}

@@ -23,7 +23,7 @@ import safetensors.torch
 import torch
 
 from lavin_core.checkpoint import read_safetensors
-from lavin_core.models import DIT_DIR, INDEX_FILE, VAE_DIR, WEIGHTS_DIR
+from lavin_core.pretrained.folders import DIT_DIR, INDEX_FILE, VAE_DIR, WEIGHTS_DIR
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 

@@ -8,7 +8,7 @@
 # not be installed: the repository root goes on PYTHONPATH. Steps:
 #   1. the kernel tests (tests/test_kernels.py) with TRITON_INTERPRET unset, so the Triton kernels
 #      are compiled for the GPU and compared with the reference on CUDA tensors (at most 3 min);
-#   2. the benchmark (`lavin bench-gpu`): the kernel vs the reference vs torch.compile of it, one
+#   2. the benchmark (`benchmarks/bench_gpu.py`): the kernel vs the reference vs torch.compile of it, one
 #      3.4B J-DiT forward at 512x512 with 4 pairs, 19 Euler steps with CFG; prints the table and
 #      writes bench_gpu.json into $OUT if set, else the current directory (at most 5 min).
 # Both steps run even if the first fails; the exit status is non-zero if either did.
@@ -39,17 +39,6 @@ echo "== 1/2 kernel tests, compiled for the GPU"
 timeout 180 "$PY" -m pytest tests/test_kernels.py -q -p no:cacheprovider || status=$?
 
 echo "== 2/2 benchmark"
-# The subcommand's own module, so that the other `lavin` subcommands' imports are not needed here.
-timeout 300 "$PY" - "$JSON" "$@" <<'PY' || status=$?
-import argparse
-import sys
-
-from lavin_core.cli import bench_gpu
-
-parser = argparse.ArgumentParser(prog="gpu_check")
-bench_gpu.add_parser(parser.add_subparsers())
-args = parser.parse_args(["bench-gpu", "--json", sys.argv[1], *sys.argv[2:]])
-sys.exit(args.func(args))
-PY
+timeout 300 "$PY" benchmarks/bench_gpu.py --json "$JSON" "$@" || status=$?
 [ "$status" -eq 0 ] || echo "gpu_check: a step FAILED (last failing exit status $status); see above"
 exit "$status"

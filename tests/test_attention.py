@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lavin_core.attention import attention
+from lavin_core.jdit.attention import attention
 from lavin_core.errors import LavinError, UnknownNameError
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import registry
 from lavin_core import evaluation
-from lavin_core.bench import markdown_table, run_bench, task_summary, write_bench
+from lavin_core.evaluation.bench import markdown_table, run_bench, task_summary, write_bench
 from lavin_core.cli import main
 from lavin_core.context import Example, ExamplePair
 from lavin_core.evaluation import Case

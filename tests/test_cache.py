@@ -18,7 +18,7 @@ import torch
 import zarr
 
 import registry
-from lavin_core.cache import CacheError, StaleCacheError, build_cache, open_cache
+from lavin_core.data.cache import CacheError, StaleCacheError, build_cache, open_cache
 from lavin_core.cli import main
 from tests.standin import PoolEncoder
 
@@ -48,7 +48,7 @@ def writer_script(url: str, count: int, *, delay: float) -> str:
     return textwrap.dedent(f"""
         import time
         import registry
-        from lavin_core.cache import build_cache
+        from lavin_core.data.cache import build_cache
         from tests.standin import PoolEncoder
 
         class SlowEncoder(PoolEncoder):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from lavin_core.errors import CheckpointError
-from lavin_core.jdit import JDiT, preset
+from lavin_core.jdit import JDiT, get_preset
 from lavin_core.train.checkpointing import (
     TEMP_PREFIX,
     CheckpointManager,
@@ -129,7 +129,7 @@ def test_rng_state_round_trips():
 
 
 def test_export_loads_with_from_pretrained(tmp_path):
-    config = preset("lavin-tiny", depth=1)
+    config = get_preset("lavin-tiny", depth=1)
     torch.manual_seed(0)
     model = JDiT(config)
     export_pretrained(JDiT, config, model.state_dict(), str(tmp_path / "export"))
@@ -137,7 +137,7 @@ def test_export_loads_with_from_pretrained(tmp_path):
     assert loaded.config == config
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
     with pytest.raises(CheckpointError, match="does not fit JDiT"):
-        export_pretrained(JDiT, preset("lavin-tiny", depth=2), model.state_dict(), str(tmp_path / "bad"))
+        export_pretrained(JDiT, get_preset("lavin-tiny", depth=2), model.state_dict(), str(tmp_path / "bad"))
 
 
 @settings(max_examples=25, deadline=None)

@@ -213,7 +213,7 @@ def test_ensemble_combines_samples_with_the_registered_task(files, capsys, tmp_p
 def test_a_models_recommended_ensemble_is_the_default(files, capsys, tmp_path):
     import json
 
-    from lavin_core.models import INDEX_FILE
+    from lavin_core.pretrained.folders import INDEX_FILE
     from tests.tiny_model import make_model_folder
 
     folder = make_model_folder(tmp_path / "model")

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 import registry
-from lavin_core.datasets import TemplateFolder
-from lavin_core.templates import TemplateError
+from lavin_core.data.datasets import TemplateFolder
+from lavin_core.data.templates import TemplateError
 from lavin_plugins.photos import image_source
 
 NAMES = ("alpha", "beta_two", "gamma", "delta")

@@ -10,9 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from lavin_core import demo, evaluation
+from lavin_core import evaluation
+from lavin_core.evaluation import demo
 from lavin_core.cli import main
-from lavin_core.images import to_uint8
+from lavin_core.data.images import to_uint8
 from tests.tiny_model import make_model_folder, tiny_pipeline
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageSequence
 
-from lavin_core.images import (
+from lavin_core.data.images import (
     ImageError,
     check_size,
     fit_size,
@@ -21,7 +21,7 @@ from lavin_core.images import (
     to_pixels,
     to_uint8,
 )
-from lavin_core.templates import TemplateError, list_template_files, read_template_folder
+from lavin_core.data.templates import TemplateError, list_template_files, read_template_folder
 
 
 def random_uint8(shape, seed=0):

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lavin_core.errors import UnknownNameError
-from lavin_core.jdit import PRESETS, JDiT, JDiTConfig, preset
+from lavin_core.jdit import PRESETS, JDiT, JDiTConfig, get_preset
 
 SMALL = JDiTConfig(hidden_size=48, depth=2, num_heads=2, num_kv_heads=1, in_channels=4)
 TSV = Path(__file__).parent / "data" / "lavin_dit_3.4b_state_dict.tsv"
@@ -178,8 +178,8 @@ def test_bad_config_is_refused(fields, match):
 
 def test_unknown_preset_is_named():
     with pytest.raises(UnknownNameError, match="did you mean 'lavin-tiny'"):
-        preset("lavin-tiyn")
-    assert preset("lavin-tiny", depth=2).depth == 2
+        get_preset("lavin-tiyn")
+    assert get_preset("lavin-tiny", depth=2).depth == 2
 
 
 def test_official_preset_has_exact_parameter_count_and_checkpoint_layout():
@@ -220,9 +220,9 @@ def test_tiny_preset_compiles_fullgraph_and_matches_eager():
 
 def test_training_works_after_a_first_forward_under_inference_mode():
     # The RoPE tables are cached; one made under inference_mode must not poison training.
-    from lavin_core.jdit import JDiT, preset
+    from lavin_core.jdit import JDiT, get_preset
 
-    model = JDiT(preset("lavin-tiny", depth=1))
+    model = JDiT(get_preset("lavin-tiny", depth=1))
     z, cond, t = torch.randn(1, 16, 1, 4, 6), torch.randn(1, 16, 3, 4, 6), torch.rand(1)
     with torch.inference_mode():
         model(z, t, cond)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.qk_norm_rope import (
+from lavin_core.jdit.qk_norm_rope import (
     qk_norm_rope,
     qk_norm_rope_reference,
     resolve_backend,
@@ -256,20 +257,23 @@ def test_kernel_compiles_without_graph_breaks():
         assert relative_error(a, b) < 1e-6
 
 
-# --- lavin bench-gpu (its timings need a GPU; here: its refusal and the parts that run anywhere) ----
+# --- benchmarks/bench_gpu.py (its timings need a GPU; here: its refusal and the parts that run anywhere) ----
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
-def test_bench_gpu_refuses_without_cuda(capsys):
-    from lavin_core.cli import main
+def test_bench_gpu_refuses_without_cuda():
+    import subprocess
+    import sys
 
-    assert main(["bench-gpu", "--kernel-only"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "needs a CUDA GPU" in err
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
+    done = subprocess.run([sys.executable, str(script), "--kernel-only"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(script.parents[1])})
+    err = done.stderr.strip()
+    assert done.returncode == 1 and err.count("\n") == 0 and "needs a CUDA GPU" in err
 
 
 def test_bench_context_shapes_and_weights():
-    from kernels.bench_gpu import BenchOptions, build_model, context_shapes
+    from benchmarks.bench_gpu import BenchOptions, build_model, context_shapes
 
     shapes = context_shapes(BenchOptions(), in_channels=16)
     assert shapes == {"z": (1, 16, 1, 64, 64), "cond": (1, 16, 9, 64, 64), "null": (1, 16, 2, 64, 64)}
@@ -283,7 +287,7 @@ def test_bench_context_shapes_and_weights():
 
 def test_bench_model_sections_run_on_cpu():
     """The eager rows of the model sections, on the tiny preset (compile and CUDA graphs are GPU-only here)."""
-    from kernels.bench_gpu import BenchOptions, bench_model, build_model, format_report
+    from benchmarks.bench_gpu import BenchOptions, bench_model, build_model, format_report
 
     options = BenchOptions(preset="lavin-tiny", image_size=32, pairs=1, steps=2, compile=False, cuda_graphs=False)
     rows = bench_model(options, build_model(options, torch.device("cpu"), torch.float32), torch.device("cpu"))
@@ -300,7 +304,7 @@ def test_bench_model_sections_run_on_cpu():
 @pytest.mark.skipif(DEVICE == "cuda", reason="on a GPU, scripts/gpu_check.sh runs this section for real")
 def test_bench_kernel_section_runs_on_cpu(monkeypatch):
     """Every variant of the kernel section, one timed call each (the interpreter is slow)."""
-    import kernels.bench_gpu as bench
+    import benchmarks.bench_gpu as bench
 
     monkeypatch.setattr(bench, "time_kernel_ms", lambda fn, device: bench.time_call_ms(fn, device, reps=1, warmup=0))
     options = bench.BenchOptions(preset="lavin-tiny", image_size=32, pairs=1)
@@ -319,11 +323,11 @@ def test_bench_kernel_section_runs_on_cpu(monkeypatch):
 @needs_triton
 def test_jdit_with_the_fused_kernel_matches_the_reference_path(monkeypatch):
     """A one-block J-DiT, forward and backward, with LAVIN_KERNELS=triton against LAVIN_KERNELS=torch."""
-    from kernels.bench_gpu import fill_zero_parameters
-    from lavin_core.jdit import JDiT, preset
+    from benchmarks.bench_gpu import fill_zero_parameters
+    from lavin_core.jdit import JDiT, get_preset
 
     torch.manual_seed(0)
-    model = JDiT(preset("lavin-tiny", depth=1)).to(DEVICE)
+    model = JDiT(get_preset("lavin-tiny", depth=1)).to(DEVICE)
     fill_zero_parameters(model)  # the official init zeroes adaLN and the output: nothing to compare
     z, cond = torch.randn(1, 16, 1, 4, 4, device=DEVICE), torch.randn(1, 16, 3, 4, 4, device=DEVICE)
     t = torch.rand(1, device=DEVICE)
@@ -339,11 +343,11 @@ def test_jdit_with_the_fused_kernel_matches_the_reference_path(monkeypatch):
         assert relative_error(a, b) < 1e-5
 
 
-# --- the inference path (its speed is bench-gpu's business; here: errors, and CUDA graphs on a GPU) ----
+# --- the inference path (its speed is benchmarks/bench_gpu.py's business; here: errors, and CUDA graphs on a GPU) ----
 
 
 def test_inference_path_argument_checks():
-    from kernels.inference import CUDAGraphDenoiser, compile_blocks, prepare_for_inference
+    from lavin_core.pipeline.compiled import CUDAGraphDenoiser, compile_blocks, prepare_for_inference
     from lavin_core.errors import LavinError
 
     with pytest.raises(ValueError, match="ModuleList `blocks`"):
@@ -358,12 +362,12 @@ def test_inference_path_argument_checks():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
 def test_cuda_graph_denoiser_replays_the_eager_model():
     """Two input shapes (conditional and null context), each captured once and replayed on new values."""
-    from kernels.bench_gpu import fill_zero_parameters
-    from kernels.inference import CUDAGraphDenoiser
-    from lavin_core.jdit import JDiT, preset
+    from benchmarks.bench_gpu import fill_zero_parameters
+    from lavin_core.pipeline.compiled import CUDAGraphDenoiser
+    from lavin_core.jdit import JDiT, get_preset
 
     torch.manual_seed(0)
-    model = JDiT(preset("lavin-tiny", depth=2)).cuda().eval().requires_grad_(False)
+    model = JDiT(get_preset("lavin-tiny", depth=2)).cuda().eval().requires_grad_(False)
     fill_zero_parameters(model)
     fast = CUDAGraphDenoiser(model)
     for step in range(3):

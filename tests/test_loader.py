@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import registry
-from lavin_core.cache import StaleCacheError, build_cache
+from lavin_core.data.cache import StaleCacheError, build_cache
 from lavin_core.errors import LavinError
-from lavin_core.loader import ContextLoader
+from lavin_core.data.loader import ContextLoader
 from tests.standin import PoolEncoder
 
 SIZE = 32

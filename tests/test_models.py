@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lavin_core import models
+from lavin_core.pretrained import folders
 from lavin_core.cli import main
 from lavin_core.errors import CheckpointError, UnknownNameError
 from lavin_core.pipeline import load_denoiser, load_encoder, load_pipeline
@@ -29,7 +29,7 @@ def folder(tmp_path_factory) -> Path:
 @pytest.fixture
 def no_weights(tmp_path, monkeypatch) -> Path:
     """The package's weights folder pointed at an empty folder (a checkout without weights)."""
-    monkeypatch.setattr(models, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(folders, "WEIGHTS_DIR", tmp_path / "weights")
     return tmp_path / "weights" / "lavin-tiny"
 
 
@@ -41,20 +41,20 @@ def _export_script():
 
 
 def test_lavin_tiny_lives_in_the_package():
-    assert models.DEFAULT_MODEL == "lavin-tiny"
-    assert models.shipped_path("lavin-tiny") == Path(models.__file__).resolve().parent / "weights" / "lavin-tiny"
+    assert folders.DEFAULT_MODEL == "lavin-tiny"
+    assert folders.shipped_path("lavin-tiny") == folders.WEIGHTS_DIR / "lavin-tiny"
 
 
 def test_unknown_name_lists_the_models():
     with pytest.raises(UnknownNameError, match="lavin-tiny"):
-        models.get_model("lavin-tiny2")
+        folders.get_model("lavin-tiny2")
     with pytest.raises(UnknownNameError, match="unknown model 'nope'"):
         load_pipeline("nope")
 
 
 def test_missing_weights_error_names_the_path(no_weights):
-    assert not models.weights_present("lavin-tiny")
-    for call in (lambda: models.get_model("lavin-tiny"), lambda: load_pipeline(), lambda: load_pipeline("lavin-tiny"),
+    assert not folders.weights_present("lavin-tiny")
+    for call in (lambda: folders.get_model("lavin-tiny"), lambda: load_pipeline(), lambda: load_pipeline("lavin-tiny"),
                  lambda: load_denoiser("lavin-tiny")):
         with pytest.raises(CheckpointError) as info:
             call()
@@ -73,10 +73,10 @@ def test_lavin_run_without_weights_is_one_line(no_weights, tmp_path, capsys):
 
 def test_named_model_loads_from_the_weights_dir(folder, monkeypatch):
     weights = folder.parent
-    monkeypatch.setattr(models, "WEIGHTS_DIR", weights)
-    monkeypatch.setitem(models.MODELS, "lavin-tiny", folder.name)
-    assert models.weights_present()
-    assert models.get_model("lavin-tiny").trained_tasks == ("depth", "edges")
+    monkeypatch.setattr(folders, "WEIGHTS_DIR", weights)
+    monkeypatch.setitem(folders.MODELS, "lavin-tiny", folder.name)
+    assert folders.weights_present()
+    assert folders.get_model("lavin-tiny").trained_tasks == ("depth", "edges")
     pipe = load_pipeline()  # the default model
     assert pipe.dtype == torch.float32
     saved = safetensors.torch.load_file(str(folder / "dit" / "model.safetensors"))
@@ -106,7 +106,7 @@ def test_half_given_checkpoints_need_a_model():
 def test_a_checkpoint_folder_is_not_a_model_folder(tmp_path):
     (tmp_path / "ckpt").mkdir()
     with pytest.raises(CheckpointError, match="not a model folder"):
-        models.get_model(tmp_path / "ckpt")
+        folders.get_model(tmp_path / "ckpt")
 
 
 @settings(max_examples=10, deadline=None)
@@ -138,11 +138,11 @@ def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
     out = tmp_path / "shipped"
     assert _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--dtype", "bfloat16",
                                   "--guidance-scale", "2.5", "--temperature", "0.5", "--ensemble-size", "4"]) == 0
-    index = json.loads((out / models.INDEX_FILE).read_text())
+    index = json.loads((out / folders.INDEX_FILE).read_text())
     assert index["trained_tasks"] == ["depth", "pose"] and index["image_size"] == 64
     assert index["guidance_scale"] == 2.5 and index["temperature"] == 0.5 and index["ensemble_size"] == 4
-    assert models.get_model(out).ensemble_size == 4
-    assert models.get_model(out).trained_tasks == ("depth", "pose")
+    assert folders.get_model(out).ensemble_size == 4
+    assert folders.get_model(out).trained_tasks == ("depth", "pose")
     tensors = safetensors.torch.load_file(str(out / "vae" / "model.safetensors"))
     assert {t.dtype for t in tensors.values() if t.is_floating_point()} == {torch.bfloat16}
     pipe = load_pipeline(out)
@@ -152,7 +152,7 @@ def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
     replaced = load_pipeline(out, dit="random:lavin-tiny")
     assert (replaced.guidance_scale, replaced.temperature) == (1.5, 1.0)
     index["guidance_scale"] = "high"
-    (out / models.INDEX_FILE).write_text(json.dumps(index))
+    (out / folders.INDEX_FILE).write_text(json.dumps(index))
     with pytest.raises(CheckpointError, match=r"model_index.json: guidance_scale must be a number >= 0, got 'high'"):
         load_pipeline(out)
     with pytest.raises(SystemExit, match="--guidance-scale must be >= 0"):
@@ -160,13 +160,13 @@ def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
     with pytest.raises(SystemExit, match="--temperature must be >= 0"):
         _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--temperature", "-1"])
     index["guidance_scale"], index["temperature"] = 2.0, True
-    (out / models.INDEX_FILE).write_text(json.dumps(index))
+    (out / folders.INDEX_FILE).write_text(json.dumps(index))
     with pytest.raises(CheckpointError, match=r"model_index.json: temperature must be a number >= 0, got True"):
         load_pipeline(out)
     index["ensemble_size"] = 2.5
-    (out / models.INDEX_FILE).write_text(json.dumps(index))
+    (out / folders.INDEX_FILE).write_text(json.dumps(index))
     with pytest.raises(CheckpointError, match=r"model_index.json: ensemble_size must be an integer >= 1, got 2.5"):
-        _ = models.get_model(out).ensemble_size
+        _ = folders.get_model(out).ensemble_size
     with pytest.raises(SystemExit, match="--ensemble-size must be at least 1"):
         _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--ensemble-size", "0"])
 

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lavin_core.context import ExamplePair, TaskContext
-from lavin_core.images import ImageError, to_pixels
+from lavin_core.data.images import ImageError, to_pixels
 from lavin_core.interfaces import Denoiser, Encoder
 from lavin_core.pipeline import InContextPipeline, LatentCache, MemoryLatentCache, build_context, pixel_key
 from lavin_core.samplers import AdamsBashforthSampler, EulerSampler
@@ -309,7 +309,7 @@ def _tiny_models(images: Tensor):
         spread = stvae.STVAE(config).encode(images).std().item()
     torch.manual_seed(0)  # the same weights again, with the scale set
     vae = stvae.STVAE(attrs.evolve(config, latent_scale=config.latent_scale / spread)).eval()
-    return vae, jdit.JDiT(jdit.preset("lavin-tiny"))
+    return vae, jdit.JDiT(jdit.get_preset("lavin-tiny"))
 
 
 @pytest.mark.slow

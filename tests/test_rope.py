@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.qk_norm_rope import qk_norm_rope
+from lavin_core.jdit.qk_norm_rope import qk_norm_rope
 from lavin_core.jdit.rope import position_ids, rope_tables, rope_tables_for_positions
 
 HEAD_DIM = 24  # 8 dims per axis

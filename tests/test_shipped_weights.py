@@ -18,7 +18,8 @@ import safetensors.torch
 import torch
 
 import registry
-from lavin_core import evaluation, models
+from lavin_core import evaluation
+from lavin_core.pretrained import folders
 from lavin_core.pipeline import load_pipeline
 
 #: (task, cases, main-metric check) for the guard; a check takes (model score, copy-query score).
@@ -33,9 +34,9 @@ MAX_MB = 40
 def shipped_folder() -> Path:
     candidate = os.environ.get("LAVIN_SHIPPED_MODEL")
     if candidate:
-        return models.get_model(candidate).path
-    path = models.shipped_path("lavin-tiny")
-    if not models.weights_present("lavin-tiny"):
+        return folders.get_model(candidate).path
+    path = folders.shipped_path("lavin-tiny")
+    if not folders.weights_present("lavin-tiny"):
         pytest.fail(
             f"the shipped lavin-tiny weights are missing at {path}: export them with "
             "`python scripts/export_shipped.py runs/lavin-tiny-dit/export runs/lavin-tiny-vae/export` and commit them",
@@ -52,7 +53,7 @@ def test_shipped_folder_is_small_half_precision_and_indexed():
         tensors = safetensors.torch.load_file(str(folder / part / "model.safetensors"))
         dtypes = {t.dtype for t in tensors.values() if t.is_floating_point()}
         assert len(dtypes) == 1 and dtypes <= {torch.float16, torch.bfloat16}, dtypes
-    trained = models.get_model(folder).trained_tasks
+    trained = folders.get_model(folder).trained_tasks
     assert trained is not None and set(CHECKS) <= set(trained)
 
 

@@ -42,7 +42,7 @@ def rel(a, b):
 
 
 def test_presets_match_the_paper_and_train_on_a_cpu():
-    official = PRESETS["official"]
+    official = PRESETS["lavin-3.4b"]
     assert official.block_out_channels == (128, 256, 256, 512) and official.layers_per_block == 3
     assert (official.latent_channels, official.temporal_compression, official.spatial_compression) == (16, 4, 8)
     assert (official.latent_shift, official.latent_scale) == (0.032470703125, 1.08936170213)

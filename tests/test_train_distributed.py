@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lavin_core.jdit import JDiT, preset
+from lavin_core.jdit import JDiT, get_preset
 from lavin_core.train.config import load_config
 from lavin_core.train.metrics import read_metrics
 from lavin_core.train.toy import make_toy_workspace
@@ -40,7 +40,7 @@ def single_run(tmp_path_factory):
     config_path.write_text(make_toy_workspace(folder))
     train(load_config(config_path, OVERRIDES), folder / "single")
     seed_everything(0)
-    initial = JDiT(preset("lavin-tiny")).state_dict()
+    initial = JDiT(get_preset("lavin-tiny")).state_dict()
     return folder, config_path, initial
 
 
@@ -60,7 +60,7 @@ def test_two_ranks_match_one_process(single_run, parallel):
     single_ema = _weights(folder / "single", "ema")
     assert _relative(_weights(out, "ema"), single_ema, single_ema) < 1e-5
     exported = JDiT.from_pretrained(str(out / "export"))
-    assert exported.config == preset("lavin-tiny")
+    assert exported.config == get_preset("lavin-tiny")
 
     if parallel == "fsdp":  # sharded weights and optimizer state come back exactly on resume
         resumed = folder / "fsdp-resumed"

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from lavin_core.errors import CheckpointError
-from lavin_core.models import get_model
+from lavin_core.pretrained import get_model
 from lavin_core.train.config import ConfigError, load_config
 from lavin_core.train.toy import make_toy_workspace
 from lavin_core.train.trainer import train

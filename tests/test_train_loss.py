@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lavin_core.cache import StaleCacheError, build_cache
+from lavin_core.data.cache import StaleCacheError, build_cache
 from lavin_core.pipeline import load_pipeline
 from lavin_core.stvae import STVAE
 from lavin_core.train.config import load_config

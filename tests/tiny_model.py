@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from lavin_core.models import INDEX_FILE
+from lavin_core.pretrained.folders import INDEX_FILE
 from lavin_core.pipeline import load_pipeline
 
 TRAINED = ("depth", "edges")
@@ -19,12 +19,12 @@ TRAINED = ("depth", "edges")
 
 def make_model_folder(path: Path, *, seed: int = 0, trained: tuple[str, ...] | None = TRAINED) -> Path:
     """Write a random lavin-tiny J-DiT and ST-VAE (float16 weights) into ``path``; returns it."""
-    from lavin_core.jdit import JDiT, preset
+    from lavin_core.jdit import JDiT, get_preset
     from lavin_core.stvae import STVAE
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        dit, vae = JDiT(preset("lavin-tiny")).half(), STVAE.from_preset("lavin-tiny").half()
+        dit, vae = JDiT(get_preset("lavin-tiny")).half(), STVAE.from_preset("lavin-tiny").half()
     dit.save_pretrained(str(path / "dit"))
     vae.save_pretrained(str(path / "vae"))
     index = {"name": "test-tiny", "image_size": 64}

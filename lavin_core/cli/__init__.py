@@ -19,7 +19,6 @@ COMMANDS = (
     "lavin_core.cli.run",
     "lavin_core.cli.train",
     "lavin_core.cli.plot_loss",
-    "lavin_core.cli.bench_gpu",
     "lavin_core.cli.cache",
     "lavin_core.cli.bench",
 )

@@ -33,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lavin_core.bench import run_bench, text_table, write_bench
+    from lavin_core.evaluation.bench import run_bench, text_table, write_bench
     from lavin_core.evaluation import buildable_tasks
 
     if args.count < 1:

@@ -4,7 +4,7 @@
     lavin cache info file:///data/depth.zarr
 
 A build that is interrupted resumes where it stopped when run again with the same arguments;
-two builds of the same cache may run at once (see ``lavin_core.cache`` for the scheme).
+two builds of the same cache may run at once (see ``lavin_core.data.cache`` for the scheme).
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def parse_options(pairs: list[str]) -> dict[str, object]:
 
 def run_build(args: argparse.Namespace) -> int:
     import registry
-    from lavin_core.cache import build_cache
-    from lavin_core.pipeline import load_encoder
+    from lavin_core.data.cache import build_cache
+    from lavin_core.pretrained import load_encoder
 
     options = parse_options(args.option)
     if args.size is not None:
@@ -74,7 +74,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from lavin_core.cache import open_cache
+    from lavin_core.data.cache import open_cache
 
     cache = open_cache(args.url)
     first = cache[0] if len(cache) else None

@@ -36,7 +36,7 @@ def open_model(args: argparse.Namespace):
     import attrs
 
     from lavin_core.cli.run import check_sampling_arguments, model_spec
-    from lavin_core.models import get_model
+    from lavin_core.pretrained import get_model
     from lavin_core.pipeline import load_pipeline
 
     check_sampling_arguments(args)
@@ -83,7 +83,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from lavin_core.demo import DEMO_TASKS, run_demo, text_table, write_demo
+    from lavin_core.evaluation.demo import DEMO_TASKS, run_demo, text_table, write_demo
 
     if args.num_pairs < 1:
         raise ValueError(f"--num-pairs must be at least 1, got {args.num_pairs}")

@@ -87,7 +87,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 def model_spec(args: argparse.Namespace) -> str | None:
     """The model ``--model`` names; the default model unless both ``--dit`` and ``--vae`` are given."""
-    from lavin_core.models import DEFAULT_MODEL
+    from lavin_core.pretrained import DEFAULT_MODEL
 
     if args.model is not None:
         return args.model
@@ -100,7 +100,7 @@ def _task_pairs(args: argparse.Namespace, query, size):
 
     import registry
     from lavin_core.context import ExamplePair
-    from lavin_core.images import resize
+    from lavin_core.data.images import resize
 
     task = registry.get_task(args.task)
     chooser = registry.get_prompt_sampler(args.prompt_sampler)
@@ -119,9 +119,9 @@ def run(args: argparse.Namespace) -> int:
 
     from lavin_core.context import TaskContext
     from lavin_core.evaluation import combine_samples
-    from lavin_core.images import check_size, fit_size, resize, save_image, to_pixels
+    from lavin_core.data.images import check_size, fit_size, resize, save_image, to_pixels
     from lavin_core.pipeline import load_pipeline
-    from lavin_core.templates import read_template_folder
+    from lavin_core.data.templates import read_template_folder
 
     _check_numbers(args)
     query = to_pixels(args.query, what=args.query)
@@ -179,7 +179,7 @@ def _combining_task(args: argparse.Namespace, size: tuple[int, int]):
 
 
 def _recommended_ensemble(args: argparse.Namespace) -> int:
-    from lavin_core.models import get_model
+    from lavin_core.pretrained import get_model
 
     spec = model_spec(args)
     if spec is None or args.dit is not None or args.vae is not None:

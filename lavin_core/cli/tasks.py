@@ -12,7 +12,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import registry
-    from lavin_core.cli.table import format_table
+    from lavin_core.evaluation.table import format_table
 
     reg = registry.default_registry()
     conflicts = reg.conflicts()

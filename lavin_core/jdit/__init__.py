@@ -1,6 +1,6 @@
-"""The J-DiT denoiser: config and presets, 3D RoPE tables, layers and the model."""
+"""The J-DiT denoiser: config and presets, 3D RoPE tables, attention, layers and the model."""
 
-from lavin_core.jdit.config import PRESETS, JDiTConfig, preset
+from lavin_core.jdit.config import PRESETS, JDiTConfig, get_preset, preset
 from lavin_core.jdit.model import JDiT
 
-__all__ = ["PRESETS", "JDiT", "JDiTConfig", "preset"]
+__all__ = ["PRESETS", "JDiT", "JDiTConfig", "get_preset", "preset"]

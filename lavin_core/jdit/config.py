@@ -7,13 +7,14 @@ its proportions with head_dim 48 (16 RoPE dims per axis) so that they train on a
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import attrs
 from attrs import validators as v
 
-from lavin_core.attention import BACKENDS
-from lavin_core.errors import UnknownNameError
+from lavin_core.jdit.attention import BACKENDS
+from lavin_core.presets import lookup_preset
 
 TIME_CONVENTIONS = ("lavin", "official")
 
@@ -94,8 +95,17 @@ PRESETS: dict[str, JDiTConfig] = {
 }
 
 
+#: Names of earlier releases -> today's.
+RENAMED = {"official": "lavin-3.4b"}
+
+
+def get_preset(name: str, **overrides: Any) -> JDiTConfig:
+    """The preset ``name`` with some fields replaced, e.g. ``get_preset("lavin-tiny", depth=2)``."""
+    return lookup_preset("J-DiT preset", PRESETS, name, overrides, RENAMED)
+
+
 def preset(name: str, **overrides: Any) -> JDiTConfig:
-    """The preset ``name`` with some fields replaced, e.g. ``preset("lavin-tiny", depth=2)``."""
-    if name not in PRESETS:
-        raise UnknownNameError("J-DiT preset", name, PRESETS)
-    return attrs.evolve(PRESETS[name], **overrides)
+    """Deprecated name of ``get_preset`` (kept for one release)."""
+    warnings.warn("lavin_core.jdit.preset is now get_preset; the old name goes away in the next release",
+                  DeprecationWarning, stacklevel=2)
+    return get_preset(name, **overrides)

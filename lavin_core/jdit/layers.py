@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from kernels.qk_norm_rope import rms_norm
+from lavin_core.jdit.qk_norm_rope import rms_norm
 
 
 class RMSNorm(nn.Module):

@@ -20,11 +20,11 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from kernels.qk_norm_rope import qk_norm_rope
-from lavin_core.attention import attention
+from lavin_core.jdit.qk_norm_rope import qk_norm_rope
+from lavin_core.jdit.attention import attention
 from lavin_core.checkpoint import PretrainedMixin
 from lavin_core.interfaces import Denoiser
-from lavin_core.jdit.config import JDiTConfig
+from lavin_core.jdit.config import JDiTConfig, get_preset
 from lavin_core.jdit.layers import (
     FinalLayer,
     RMSNorm,
@@ -169,6 +169,7 @@ class JDiT(PretrainedMixin, Denoiser):
     """
 
     config_class = JDiTConfig
+    get_preset = staticmethod(get_preset)
 
     def __init__(self, config: JDiTConfig):
         super().__init__()

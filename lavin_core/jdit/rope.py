@@ -4,7 +4,7 @@ Each token has a position (frame, row, column): frames count along the joint seq
 conditional frames first, then the target frames), rows and columns count 2x2 patches. The head
 dim splits in three equal chunks (frame, row, column); chunk ``a`` of ``dims = head_dim // 3``
 rotates pairs ``(i, i + dims / 2)`` by the angle ``pos_a * base ** (-2i / dims)`` (``rotate_half``
-layout). The tables ``cos``, ``sin`` are ``(L, head_dim)`` as ``kernels.qk_norm_rope`` expects.
+layout). The tables ``cos``, ``sin`` are ``(L, head_dim)`` as ``lavin_core.jdit.qk_norm_rope`` expects.
 
 Caching: outside ``torch.compile`` and CUDA-graph capture the tables are memoised per
 (shape, head_dim, base, device, dtype), in ordinary allocations that nothing writes to again.

@@ -72,7 +72,7 @@ def load_vae(
     tensors on ``device``, cast to ``dtype`` if given (else float32). Any missing, unexpected or
     mis-shaped tensor raises ``CheckpointError`` naming it.
     """
-    config = config or PRESETS["official"]
+    config = config or PRESETS["lavin-3.4b"]
     path = str(path)
     if path.endswith(".safetensors"):
         state_dict = read_safetensors(path, device=device)

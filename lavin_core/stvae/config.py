@@ -9,10 +9,11 @@ compression into ``latent_channels`` channels.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import attrs
 
-from lavin_core.errors import UnknownNameError
+from lavin_core.presets import lookup_preset
 
 
 def _positive(instance: object, attribute: attrs.Attribute, value: int) -> None:
@@ -27,7 +28,7 @@ def _channels(instance: object, attribute: attrs.Attribute, value: tuple[int, ..
 
 @attrs.frozen(kw_only=True)
 class STVAEConfig:
-    """Shape of an ST-VAE. ``STVAEConfig()`` is the official one (the ``"official"`` preset).
+    """Shape of an ST-VAE. ``STVAEConfig()`` is the official one (the ``"lavin-3.4b"`` preset).
 
     The decoder mirrors the encoder with ``layers_per_block + 1`` resnets per stage, as the
     authors' code does. Latents are normalized as ``(mean - latent_shift) * latent_scale``.
@@ -71,9 +72,10 @@ class STVAEConfig:
         return int(math.log2(self.temporal_compression))
 
 
-#: Named configurations. ``official`` is the released ``stvae.pt``; ``lavin-tiny`` trains on a CPU.
+#: Named configurations. ``lavin-3.4b`` is the released ``stvae.pt`` (the ST-VAE of the authors'
+#: 3.4B model); ``lavin-tiny`` trains on a CPU.
 PRESETS: dict[str, STVAEConfig] = {
-    "official": STVAEConfig(),
+    "lavin-3.4b": STVAEConfig(),
     "lavin-tiny": STVAEConfig(
         block_out_channels=(32, 64, 64, 64),
         layers_per_block=1,
@@ -84,9 +86,10 @@ PRESETS: dict[str, STVAEConfig] = {
 }
 
 
-def get_preset(name: str) -> STVAEConfig:
-    """The preset called ``name``; ``UnknownNameError`` lists the known ones."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise UnknownNameError("ST-VAE preset", name, PRESETS) from None
+#: Names of earlier releases -> today's.
+RENAMED = {"official": "lavin-3.4b"}
+
+
+def get_preset(name: str, **overrides: Any) -> STVAEConfig:
+    """The preset called ``name`` with some fields replaced; ``UnknownNameError`` lists the known ones."""
+    return lookup_preset("ST-VAE preset", PRESETS, name, overrides, RENAMED)

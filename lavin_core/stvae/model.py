@@ -86,6 +86,7 @@ class STVAE(PretrainedMixin, Encoder):
     """
 
     config_class = STVAEConfig
+    get_preset = staticmethod(get_preset)
 
     def __init__(self, config: STVAEConfig):
         super().__init__()
@@ -98,11 +99,6 @@ class STVAE(PretrainedMixin, Encoder):
         self.encoder = Encoder3D(config)
         self.decoder = Decoder3D(config)
         self.tiling: TilingConfig | None = None
-
-    @classmethod
-    def from_preset(cls, name: str) -> STVAE:
-        """A randomly initialised ST-VAE with the preset called ``name`` (``"official"``, ``"lavin-tiny"``)."""
-        return cls(get_preset(name))
 
     # -- tiling ---------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Training data: the ``[data]`` and ``[tasks]`` sections turned into a ``ContextLoader``.
 
-The loader (``lavin_core.loader``) makes the batch of any step on any rank as a pure function of
+The loader (``lavin_core.data.loader``) makes the batch of any step on any rank as a pure function of
 ``(seed, step)``: the global batch of step ``s`` holds samples ``s * batch_size + i`` and rank
 ``r`` takes ``i = r, r + world_size, ...``. So a run gives the same data on one process or many,
 and the data position saved in a checkpoint is simply the step.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from lavin_core.errors import LavinError
 from lavin_core.interfaces import Encoder
-from lavin_core.loader import ContextLoader
+from lavin_core.data.loader import ContextLoader
 from lavin_core.train.config import TrainConfig
 from lavin_core.train.distributed import DistInfo
 
@@ -31,7 +31,7 @@ def data_sources(config: TrainConfig, *, encoder: Encoder | None = None) -> dict
     if data.source == "templates":
         found = [registry.get_task("folder", path=folder, size=size) for folder in data.templates]
     else:
-        from lavin_core.cache import open_cache
+        from lavin_core.data.cache import open_cache
 
         found = [open_cache(url, encoder=encoder) for url in data.caches]
     by_name = {getattr(source, "task", None) if data.source == "cache" else source.name: source for source in found}

@@ -17,10 +17,10 @@ from PIL import Image
 from torch import Tensor, nn
 
 from lavin_core.flow import FlowMatchingLoss, LogitNormalTimeSampler, interpolate, target_velocity
-from lavin_core.images import to_uint8
-from lavin_core.jdit import JDiT, preset
-from lavin_core.loader import ContextBatch, ContextLoader, mix_seed
-from lavin_core.models import model_part
+from lavin_core.data.images import to_uint8
+from lavin_core.jdit import JDiT, get_preset
+from lavin_core.data.loader import ContextBatch, ContextLoader, mix_seed
+from lavin_core.pretrained import model_part
 from lavin_core.samplers import EulerSampler, get_schedule, null_context
 from lavin_core.stvae import STVAE
 from lavin_core.train.config import TrainConfig
@@ -92,7 +92,7 @@ class DiTStage:
 
     def __init__(self, config: TrainConfig, info: DistInfo, autocast_dtype: torch.dtype | None):
         self.config, self.info = config, info
-        model_config = preset(config.model.preset, gradient_checkpointing=config.model.gradient_checkpointing)
+        model_config = get_preset(config.model.preset, gradient_checkpointing=config.model.gradient_checkpointing)
         if not config.model.vae:
             raise ValueError(
                 "the dit stage needs a trained ST-VAE: set model.vae to the folder a vae-stage run exported "

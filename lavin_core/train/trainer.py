@@ -24,7 +24,7 @@ import torch
 
 from lavin_core.checkpoint import load_pretrained_into
 from lavin_core.errors import LavinError
-from lavin_core.models import model_part
+from lavin_core.pretrained import model_part
 from lavin_core.train import distributed as dist_utils
 from lavin_core.train.checkpointing import CheckpointManager, export_pretrained, full_model_state, latest_checkpoint
 from lavin_core.train.config import TrainConfig, dump_toml

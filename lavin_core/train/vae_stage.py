@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from lavin_core.images import to_uint8
-from lavin_core.loader import ContextLoader, mix_seed
+from lavin_core.data.images import to_uint8
+from lavin_core.data.loader import ContextLoader, mix_seed
 
 from lavin_core.stvae import STVAE, get_preset
 from lavin_core.stvae.losses import LossWeights, PatchDiscriminator3D, STVAELoss, hinge_discriminator_loss

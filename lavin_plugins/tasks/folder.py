@@ -13,7 +13,7 @@ import numpy as np
 from torch import Tensor
 
 from lavin_core.context import Example
-from lavin_core.datasets import TemplateFolder
+from lavin_core.data.datasets import TemplateFolder
 from lavin_core.ensemble import mean_answer
 from lavin_core.interfaces import Task
 from lavin_plugins import metrics

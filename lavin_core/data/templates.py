@@ -15,7 +15,7 @@ import fsspec
 
 from lavin_core.context import ExamplePair
 from lavin_core.errors import LavinError
-from lavin_core.images import resize, to_pixels
+from lavin_core.data.images import resize, to_pixels
 
 _PATTERN = re.compile(r"^(?P<name>.+)_(?P<role>input|target)\.(?:png|jpe?g)$", re.IGNORECASE)
 

@@ -3,8 +3,8 @@
     >>> result = run_bench(load_pipeline("lavin-tiny"), ["depth", "edges"], count=16)
     >>> print(markdown_table(result))
 
-For each task, ``count`` cases (``evaluation.draw_cases``, seed 2026 by default: examples never
-used in training) are predicted by the model and by each baseline of ``evaluation.BASELINES``,
+For each task, ``count`` cases (``draw_cases``, seed 2026 by default: examples never
+used in training) are predicted by the model and by each baseline of ``BASELINES``,
 every prediction read back with ``task.read`` and scored with ``task.score``; scores are means
 over cases. A task "wins" when the model beats the best baseline on the task's main metric.
 Tasks the model was not trained on are marked held out.
@@ -22,8 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lavin_core import evaluation
-from lavin_core.evaluation import BASELINES, EVAL_SEED
+from lavin_core.evaluation.cases import BASELINES, EVAL_SEED, better, combine_samples, draw_cases, json_ready, mean_scores, predict_samples, score
 from lavin_core.samplers import sampler_name
 
 #: The reference column: the true target through the ST-VAE and back (the model's upper bound).
@@ -58,22 +57,22 @@ def run_bench(
     if not tasks:
         raise ValueError("no tasks to benchmark; name some with --tasks (see `lavin tasks`)")
     built = {name: registry.get_task(name, size=size) for name in tasks}
-    cases = {name: evaluation.draw_cases(task, count, num_pairs=num_pairs, seed=seed) for name, task in built.items()}
+    cases = {name: draw_cases(task, count, num_pairs=num_pairs, seed=seed) for name, task in built.items()}
     every = [case for name in tasks for case in cases[name]]
-    samples = evaluation.predict_samples(pipe, every, ensemble_size, seed=seed, num_steps=num_steps,
+    samples = predict_samples(pipe, every, ensemble_size, seed=seed, num_steps=num_steps,
                                          guidance_scale=guidance_scale, temperature=temperature, progress=progress,
                                          desc=f"bench {model_name}")
     results: dict[str, Any] = {}
     position = 0
     for name, task in built.items():
-        mine = [evaluation.combine_samples(task, s) for s in samples[position : position + count]]
+        mine = [combine_samples(task, s) for s in samples[position : position + count]]
         position += count
         methods = {model_name: mine, **{b: [f(case) for case in cases[name]] for b, f in BASELINES.items()}}
         if ceiling:
             methods[CEILING] = pipe.reconstruct([case.target for case in cases[name]])
         scores = {
-            method: evaluation.mean_scores(
-                [evaluation.score(task, p, case.answer) for p, case in zip(preds, cases[name])], task.metrics)
+            method: mean_scores(
+                [score(task, p, case.answer) for p, case in zip(preds, cases[name])], task.metrics)
             for method, preds in methods.items()
         }
         results[name] = task_summary(task.metrics, dict(task.higher_is_better), scores, model_name,
@@ -110,7 +109,7 @@ def task_summary(metrics: Sequence[str], higher_is_better: dict[str, bool], scor
     baselines = [m for m in scores if m != model_name and m not in references]
     best = baselines[0]
     for method in baselines[1:]:
-        if evaluation.better(scores[method][main], scores[best][main], higher_is_better=up):
+        if better(scores[method][main], scores[best][main], higher_is_better=up):
             best = method
     return {
         "main_metric": main,
@@ -119,7 +118,7 @@ def task_summary(metrics: Sequence[str], higher_is_better: dict[str, bool], scor
         "held_out": held_out,
         "scores": scores,
         "best_baseline": best,
-        "wins": evaluation.better(scores[model_name][main], scores[best][main], higher_is_better=up),
+        "wins": better(scores[model_name][main], scores[best][main], higher_is_better=up),
     }
 
 
@@ -166,7 +165,7 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 
 def text_table(result: dict[str, Any]) -> str:
-    from lavin_core.cli.table import format_table
+    from lavin_core.evaluation.table import format_table
 
     headers, rows = table_rows(result)
     return format_table(headers, rows)
@@ -177,7 +176,7 @@ def write_bench(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "bench.json", out / "bench.md"
-    json_path.write_text(json.dumps(evaluation.json_ready(result), indent=2) + "\n")
+    json_path.write_text(json.dumps(json_ready(result), indent=2) + "\n")
     md_path.write_text(markdown_table(result))
     return json_path, md_path
 

@@ -4,7 +4,7 @@
     >>> png, json_path = write_demo(rows, "lavin-demo", meta={"model": "lavin-tiny"})
 
 Each row is one task: ``num_pairs`` example pairs and a query drawn from the task's generator
-(``evaluation.draw_cases``, seed 2026 by default, never used in training), the model's
+(``draw_cases``, seed 2026 by default, never used in training), the model's
 prediction, and the ground truth. The grid shows them left to right (a clip by its last frame);
 the JSON holds every metric of the prediction and, for scale, of the copy-the-query baseline.
 With scikit-image installed, restoration tasks get extra rows on its bundled sample photos.
@@ -22,9 +22,8 @@ import attrs
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from lavin_core import evaluation
-from lavin_core.evaluation import EVAL_SEED, Case
-from lavin_core.images import to_pil
+from lavin_core.evaluation.cases import EVAL_SEED, Case, combine_samples, copy_query, draw_cases, json_ready, predict_samples, score
+from lavin_core.data.images import to_pil
 from lavin_core.interfaces import Task
 
 #: The tasks the demo shows when the model does not list the tasks it was trained on.
@@ -87,15 +86,15 @@ def run_demo(
         raise ValueError("no tasks for the demo; name some with --tasks (see `lavin tasks`)")
     photos = photos_available() if photos is None else photos
     labelled = demo_tasks(tasks, size=size, photos=photos)
-    cases = [evaluation.draw_cases(task, 1, num_pairs=num_pairs, seed=seed)[0] for _, task in labelled]
-    samples = evaluation.predict_samples(pipe, cases, ensemble_size, seed=seed, num_steps=num_steps,
+    cases = [draw_cases(task, 1, num_pairs=num_pairs, seed=seed)[0] for _, task in labelled]
+    samples = predict_samples(pipe, cases, ensemble_size, seed=seed, num_steps=num_steps,
                                          guidance_scale=guidance_scale, temperature=temperature, progress=progress,
                                          desc="demo")
-    predictions = [evaluation.combine_samples(task, s) for (_, task), s in zip(labelled, samples)]
+    predictions = [combine_samples(task, s) for (_, task), s in zip(labelled, samples)]
     return [
         DemoRow(label=label, task=task, case=case, prediction=prediction,
-                scores=evaluation.score(task, prediction, case.answer),
-                copy_query_scores=evaluation.score(task, evaluation.copy_query(case), case.answer))
+                scores=score(task, prediction, case.answer),
+                copy_query_scores=score(task, copy_query(case), case.answer))
         for (label, task), case, prediction in zip(labelled, cases, predictions)
     ]
 
@@ -166,7 +165,7 @@ def demo_metrics(rows: Sequence[DemoRow], meta: dict[str, Any]) -> dict[str, Any
 
 
 def text_table(rows: Sequence[DemoRow], model_name: str) -> str:
-    from lavin_core.cli.table import format_table
+    from lavin_core.evaluation.table import format_table
 
     table = []
     for row in rows:
@@ -182,5 +181,5 @@ def write_demo(rows: Sequence[DemoRow], out_dir: str | Path, *, meta: dict[str, 
     out.mkdir(parents=True, exist_ok=True)
     png, metrics = out / "demo.png", out / "metrics.json"
     make_grid(rows).save(png)
-    metrics.write_text(json.dumps(evaluation.json_ready(demo_metrics(rows, meta)), indent=2) + "\n")
+    metrics.write_text(json.dumps(json_ready(demo_metrics(rows, meta)), indent=2) + "\n")
     return png, metrics

@@ -27,7 +27,7 @@ import attrs
 from lavin_core.errors import CheckpointError, UnknownNameError
 
 #: Where the shipped model folders live inside the package.
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 #: Shipped model name -> its folder under ``WEIGHTS_DIR``.
 MODELS: dict[str, str] = {"lavin-tiny": "lavin-tiny"}
 #: The model ``load_pipeline`` and ``lavin run`` / ``demo`` / ``bench`` use when none is named.

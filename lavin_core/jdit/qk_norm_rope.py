@@ -25,6 +25,8 @@ import os
 import torch
 from torch import Tensor
 
+from kernels.contract import check_qk_inputs
+
 #: The values of ``backend=`` and of the ``LAVIN_KERNELS`` environment variable.
 BACKENDS = ("auto", "triton", "torch")
 
@@ -63,32 +65,6 @@ def qk_norm_rope_reference(
     k = rms_norm(k, k_weight, eps).unflatten(-1, (num_kv_heads, -1))
     cos, sin = cos[:, None, :].to(q.dtype), sin[:, None, :].to(q.dtype)  # (L, 1, D)
     return q * cos + rotate_half_3d(q) * sin, k * cos + rotate_half_3d(k) * sin
-
-
-def check_qk_inputs(
-    q: Tensor, k: Tensor, q_weight: Tensor, k_weight: Tensor, cos: Tensor, sin: Tensor,
-    *, num_heads: int, num_kv_heads: int,
-) -> None:
-    """Raises a one-line ``ValueError`` when the inputs do not fit the contract above."""
-    if q.dim() != 3 or k.dim() != 3 or q.shape[:2] != k.shape[:2]:
-        raise ValueError(
-            f"q and k must be (B, L, heads * head_dim) with the same B and L; got {tuple(q.shape)} and {tuple(k.shape)}"
-        )
-    if cos.dim() != 2 or cos.shape != sin.shape or cos.shape[0] != q.shape[1]:
-        raise ValueError(
-            f"cos and sin must both be (L, head_dim) with L = {q.shape[1]}; "
-            f"got {tuple(cos.shape)} and {tuple(sin.shape)}"
-        )
-    head_dim = cos.shape[1]
-    if head_dim % 6:
-        raise ValueError(f"head_dim {head_dim} must be divisible by 6 (three RoPE axes, each rotated half-wise)")
-    for name, x, heads, weight in (("q", q, num_heads, q_weight), ("k", k, num_kv_heads, k_weight)):
-        if x.shape[-1] != heads * head_dim:
-            raise ValueError(
-                f"{name} has width {x.shape[-1]}; expected {heads} heads x head_dim {head_dim} = {heads * head_dim}"
-            )
-        if weight.shape != (x.shape[-1],):
-            raise ValueError(f"{name}_weight has shape {tuple(weight.shape)}, expected ({x.shape[-1]},)")
 
 
 # Looked up once (without importing triton): a plain constant is also what torch.compile wants to see.

@@ -1,4 +1,4 @@
-"""``lavin bench-gpu``: the fused kernel and the fast inference path, timed against their baselines
+"""``python benchmarks/bench_gpu.py``: the fused kernel and the fast inference path, timed against their baselines
 in one run. Prints a table and writes JSON. Needs a CUDA GPU (and Triton for the fused rows).
 
 Three sections, each with its baseline in the same process:
@@ -19,10 +19,12 @@ every block does work and the outputs are worth comparing); bf16 throughout.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,11 +34,11 @@ import torch
 from attrs import validators as v
 from torch import Tensor, nn
 
-from kernels.inference import CUDAGraphDenoiser, compile_blocks, prefer_cudnn_attention
-from kernels.qk_norm_rope import qk_norm_rope_reference, triton_available
-from lavin_core.cli.table import format_table
+from lavin_core.pipeline.compiled import CUDAGraphDenoiser, compile_blocks, prefer_cudnn_attention
+from lavin_core.jdit.qk_norm_rope import qk_norm_rope_reference, triton_available
+from lavin_core.evaluation.table import format_table
 from lavin_core.errors import LavinError
-from lavin_core.jdit import JDiT, preset
+from lavin_core.jdit import JDiT, get_preset
 from lavin_core.jdit.rope import rope_tables
 from lavin_core.samplers import EulerSampler, null_context_from_cond
 
@@ -45,7 +47,7 @@ GB = 1e9
 
 @attrs.frozen(kw_only=True)
 class BenchOptions:
-    """What ``lavin bench-gpu`` runs; sections can be skipped to save time."""
+    """What ``benchmarks/bench_gpu.py`` runs; sections can be skipped to save time."""
 
     preset: str = "lavin-3.4b"
     image_size: int = attrs.field(default=512, validator=[v.instance_of(int), v.gt(0)])
@@ -149,7 +151,7 @@ def build_model(options: BenchOptions, device: torch.device, dtype: torch.dtype)
     """The preset's J-DiT with random weights, built directly on ``device``, in ``dtype``, eval, no grad."""
     torch.manual_seed(options.seed)
     with torch.device(device):
-        model = JDiT(preset(options.preset))
+        model = JDiT(get_preset(options.preset))
     fill_zero_parameters(model)
     return model.to(dtype).eval().requires_grad_(False)
 
@@ -159,7 +161,7 @@ def build_model(options: BenchOptions, device: torch.device, dtype: torch.dtype)
 
 def bench_kernel(options: BenchOptions, device: torch.device, *, compile_reference: bool) -> list[dict[str, Any]]:
     """Rows (variant, pass, ms, GB/s, vs reference) for QK-norm + RoPE at the preset's full-context shapes."""
-    config = preset(options.preset)
+    config = get_preset(options.preset)
     shapes = context_shapes(options, config.in_channels)
     frames = shapes["cond"][2] + shapes["z"][2]
     grid = shapes["z"][-1] // config.patch_size
@@ -375,7 +377,7 @@ def run_benchmark(options: BenchOptions, *, save: Callable[[dict[str, Any]], Non
     if not torch.cuda.is_available():
         raise LavinError("this benchmark needs a CUDA GPU (torch.cuda.is_available() is False); nothing was measured")
     device = torch.device("cuda")
-    config = preset(options.preset)
+    config = get_preset(options.preset)
     shapes = context_shapes(options, config.in_channels)
     tokens = (shapes["cond"][2] + 1) * (shapes["z"][-1] // config.patch_size) ** 2
     report: dict[str, Any] = {
@@ -404,3 +406,49 @@ def write_report(report: dict[str, Any], path: str) -> None:
     with open(path, "w") as f:
         json.dump(report, f, indent=2)
         f.write("\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/bench_gpu.py",
+        description="Builds a J-DiT preset with random bf16 weights on the GPU and times, in one run: the fused "
+        "kernel vs the PyTorch reference vs torch.compile of it (GB/s, forward and backward), one J-DiT "
+        "forward, and Euler sampling with CFG (eager, regional compile, CUDA graphs). Prints a table and "
+        "writes JSON. Needs CUDA.",
+    )
+    parser.add_argument("--preset", default="lavin-3.4b", help="J-DiT preset (default: lavin-3.4b)")
+    parser.add_argument("--size", type=int, default=512, help="image side in pixels (default: 512)")
+    parser.add_argument("--pairs", type=int, default=4, help="example pairs in the context (default: 4)")
+    parser.add_argument("--steps", type=int, default=19, help="Euler steps (default: 19, the official grid)")
+    parser.add_argument("--guidance-scale", type=float, default=1.5, help="CFG scale (default: 1.5)")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (reference kernel and regional)")
+    parser.add_argument("--no-cuda-graphs", action="store_true", help="skip the CUDA-graph variant")
+    parser.add_argument("--kernel-only", action="store_true", help="time only the QK-norm + RoPE kernel")
+    parser.add_argument("--json", default="bench_gpu.json", help="where to write the results (default: bench_gpu.json)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = BenchOptions(
+        preset=args.preset,
+        image_size=args.size,
+        pairs=args.pairs,
+        steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        compile=not args.no_compile,
+        cuda_graphs=not args.no_cuda_graphs,
+        model_sections=not args.kernel_only,
+    )
+    report = run_benchmark(options, save=lambda partial: write_report(partial, args.json))
+    print()
+    print(format_report(report))
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except LavinError as exc:
+        sys.exit(f"bench_gpu: error: {exc}")

@@ -3,7 +3,7 @@
     pairs = TemplateFolder("s3://bucket/depth_templates", size=(256, 256))
     len(pairs); pairs[0]                       # an Example: .pair (input, target pixels), .id = "NAME"
 
-A template folder holds ``NAME_input.png`` / ``NAME_target.png`` pairs (``lavin_core.templates``
+A template folder holds ``NAME_input.png`` / ``NAME_target.png`` pairs (``lavin_core.data.templates``
 parses it: this module only reads through it). The task backed by such a folder is the built-in
 ``folder`` task (``lavin_plugins.tasks.folder.FolderTask``): ``registry.get_task("folder", path=URL)``.
 """
@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 
 from lavin_core.context import Example
-from lavin_core.templates import TemplateFiles, list_template_files, read_template_pair
+from lavin_core.data.templates import TemplateFiles, list_template_files, read_template_pair
 
 
 def _size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:

@@ -11,7 +11,7 @@ predictions with one progress bar, training-free baselines, and scoring.
 Cases come from ``task.examples(count * (num_pairs + 1), seed=seed)``: each consecutive group of
 ``num_pairs + 1`` examples gives the example pairs and, last, the query with its true answer.
 Training draws its examples with 63-bit seeds mixed from ``(run seed, sample index)``
-(``lavin_core.loader.mix_seed``), so a small fixed seed such as ``EVAL_SEED`` = 2026 gives examples
+(``lavin_core.data.loader.mix_seed``), so a small fixed seed such as ``EVAL_SEED`` = 2026 gives examples
 the model never saw.
 """
 

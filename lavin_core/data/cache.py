@@ -46,7 +46,7 @@ from torch import Tensor
 
 from lavin_core.errors import LavinError
 from lavin_core.interfaces import Encoder, Task
-from lavin_core.pipeline import pixel_key
+from lavin_core.data.latents import pixel_key
 
 FORMAT = "lavin-latent-cache"
 FORMAT_VERSION = 1

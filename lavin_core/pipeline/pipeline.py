@@ -12,141 +12,23 @@ The path of a tensor: pixels ``(3, T, H, W)`` of ``[in_1, tgt_1, ..., in_N, tgt_
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
-import attrs
-import fsspec
 import torch
-from PIL import Image
 from torch import Tensor, nn
 
-from lavin_core import models
 from lavin_core.context import ExamplePair, TaskContext
-from lavin_core.errors import CheckpointError, LavinError
+from lavin_core.data.images import check_size
+from lavin_core.data.latents import LatentCache
 from lavin_core.flow import randn_like
-from lavin_core.images import check_size, resize, to_pil, to_pixels, to_uint8
 from lavin_core.interfaces import Denoiser, Encoder, Sampler, StepCallback
+from lavin_core.pipeline.inputs import build_context
+from lavin_core.pipeline.output import InContextOutput
+from lavin_core.pretrained import folders
+from lavin_core.pretrained.loading import load_denoiser, load_encoder
 from lavin_core.samplers import EulerSampler, get_sampler, null_context
-
-# ---------------------------------------------------------------------------------------------
-# latent cache hook
-
-
-@runtime_checkable
-class LatentCache(Protocol):
-    """Where the pipeline looks up example latents before encoding them.
-
-    ``get(pixels)`` receives one example image or clip ``(3, T, H, W)`` (an input or a target
-    of a pair) and returns its normalized latents ``(C, T', h, w)`` under the pipeline's encoder,
-    or ``None`` when it does not hold them. The cache is responsible for only answering for the
-    encoder it was built with (e.g. by checking a weights fingerprint when it is opened); a
-    content key is ``pixel_key(pixels)``. The query is always encoded, never looked up.
-    """
-
-    def get(self, pixels: Tensor) -> Tensor | None: ...
-
-
-def pixel_key(pixels: Tensor) -> str:
-    """A content key for pixels: sha256 of the shape and the float32 bytes (device and dtype blind)."""
-    data = pixels.detach().to("cpu", torch.float32).contiguous()
-    digest = hashlib.sha256(repr(tuple(data.shape)).encode())
-    digest.update(data.numpy().tobytes())
-    return digest.hexdigest()
-
-
-class MemoryLatentCache:
-    """A ``LatentCache`` in a dict keyed by ``pixel_key``; ``put`` fills it (e.g. from ``encode``)."""
-
-    def __init__(self) -> None:
-        self._latents: dict[str, Tensor] = {}
-
-    def put(self, pixels: Tensor, latents: Tensor) -> None:
-        self._latents[pixel_key(pixels)] = latents.detach()
-
-    def get(self, pixels: Tensor) -> Tensor | None:
-        return self._latents.get(pixel_key(pixels))
-
-    def __len__(self) -> int:
-        return len(self._latents)
-
-
-# ---------------------------------------------------------------------------------------------
-# contexts from user inputs
-
-
-def build_context(
-    pairs: Sequence[ExamplePair | tuple[Any, Any]],
-    query: Any,
-    *,
-    task: str = "custom",
-    resize_pairs: bool = True,
-) -> TaskContext:
-    """A ``TaskContext`` from images in any form ``images.to_pixels`` takes.
-
-    ``pairs``: ``ExamplePair``s or ``(input, target)`` tuples. With ``resize_pairs`` the pairs are
-    resized to the query's height and width (as the authors' inference does), so templates of
-    any size work with any query.
-    """
-    query_pixels = to_pixels(query, what="query")
-    size = tuple(query_pixels.shape[-2:])
-    built = []
-    for index, pair in enumerate(pairs):
-        if isinstance(pair, ExamplePair):
-            source, target = pair.input, pair.target
-        else:
-            try:
-                source, target = pair
-            except (TypeError, ValueError):
-                raise LavinError(f"pairs[{index}] must be an ExamplePair or an (input, target) tuple") from None
-            source = to_pixels(source, what=f"pairs[{index}].input")
-            target = to_pixels(target, what=f"pairs[{index}].target")
-        if resize_pairs:
-            source, target = resize(source, size), resize(target, size)
-        built.append(ExamplePair(input=source, target=target))
-    return TaskContext(task=task, pairs=built, query=query_pixels)
-
-
-# ---------------------------------------------------------------------------------------------
-# results
-
-
-@attrs.frozen
-class InContextOutput:
-    """What a pipeline call returns, one entry per context, in the order given.
-
-    ``predictions``: pixels ``(3, T, H, W)`` in [-1, 1] (empty with ``output_type="latent"``);
-    ``latents``: the sampled normalized latents ``(C, T', h, w)``.
-    """
-
-    predictions: tuple[Tensor, ...]
-    latents: tuple[Tensor, ...]
-
-    @property
-    def prediction(self) -> Tensor:
-        """All predictions stacked ``(B, 3, T, H, W)`` (they must share one shape)."""
-        if not self.predictions:
-            raise ValueError("no pixels: the pipeline ran with output_type='latent'; use .latents")
-        shapes = {tuple(p.shape) for p in self.predictions}
-        if len(shapes) > 1:
-            raise ValueError(f"predictions have different shapes {sorted(shapes)}; use .predictions")
-        return torch.stack(self.predictions)
-
-    def images(self) -> list[Image.Image | list[Image.Image]]:
-        """A PIL image per context (for a clip: the list of its frames)."""
-        frames = [to_pil(p) for p in self.predictions]
-        return [f[0] if len(f) == 1 else f for f in frames]
-
-    def arrays(self) -> list:
-        """A uint8 array per context: ``(H, W, 3)`` for an image, ``(T, H, W, 3)`` for a clip."""
-        arrays = [to_uint8(p) for p in self.predictions]
-        return [a[0] if a.shape[0] == 1 else a for a in arrays]
-
-
-# ---------------------------------------------------------------------------------------------
-# the pipeline
 
 
 def _module_device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -366,73 +248,6 @@ class InContextPipeline:
         return contexts
 
 
-# ---------------------------------------------------------------------------------------------
-# building from checkpoints
-
-#: A ``--dit`` / ``--vae`` value of this form builds a randomly initialised model of a preset.
-RANDOM_PREFIX = "random:"
-
-
-def _exists(path: str) -> bool:
-    fs, root = fsspec.core.url_to_fs(path)
-    return fs.exists(root)
-
-
-def _missing(kind: str, path: str, official: str) -> CheckpointError:
-    return CheckpointError(
-        f"no {kind} checkpoint at {path}; pass a folder written by save_pretrained, the authors' "
-        f"{official}, or {RANDOM_PREFIX}PRESET for random weights"
-    )
-
-
-def _random_model(build, config, seed: int) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build(config)
-
-
-def load_denoiser(spec: str | Denoiser, *, device="cpu", dtype: torch.dtype | None = None, seed: int = 0) -> Denoiser:
-    """A J-DiT from ``spec``: a module (used as is), ``random:PRESET``, one of our checkpoint folders,
-    a shipped model name or model folder (its ``dit/``, see ``lavin_core.models``), or the authors'
-    ``lavin_dit.safetensors`` (through ``official.load_dit``)."""
-    if isinstance(spec, nn.Module):
-        return spec.to(device=device, dtype=dtype)
-    from lavin_core.jdit import JDiT, preset
-
-    spec = models.model_part(os.fspath(spec), "dit")
-    if spec.startswith(RANDOM_PREFIX):
-        model = _random_model(JDiT, preset(spec[len(RANDOM_PREFIX):]), seed)
-        return model.to(device=device, dtype=dtype).eval()
-    if not _exists(spec):
-        raise _missing("J-DiT", spec, "lavin_dit.safetensors")
-    if spec.endswith(".safetensors"):
-        from lavin_core.official import load_dit
-
-        return load_dit(spec, device=device, dtype=dtype).eval()
-    return JDiT.from_pretrained(spec, device=device, dtype=dtype).eval()
-
-
-def load_encoder(spec: str | Encoder, *, device="cpu", dtype: torch.dtype | None = None, seed: int = 0) -> Encoder:
-    """An ST-VAE from ``spec``: a module (used as is), ``random:PRESET``, one of our checkpoint folders,
-    a shipped model name or model folder (its ``vae/``), or the authors' ``stvae.pt`` (or its tensors
-    as ``.safetensors``, through ``official.load_vae``)."""
-    if isinstance(spec, nn.Module):
-        return spec.to(device=device, dtype=dtype)
-    from lavin_core.stvae import STVAE, get_preset
-
-    spec = models.model_part(os.fspath(spec), "vae")
-    if spec.startswith(RANDOM_PREFIX):
-        model = _random_model(STVAE, get_preset(spec[len(RANDOM_PREFIX):]), seed)
-        return model.to(device=device, dtype=dtype).eval()
-    if not _exists(spec):
-        raise _missing("ST-VAE", spec, "stvae.pt")
-    if spec.endswith((".pt", ".pth", ".safetensors")):
-        from lavin_core.official import load_vae
-
-        return load_vae(spec, device=device, dtype=dtype).eval()
-    return STVAE.from_pretrained(spec, device=device, dtype=dtype).eval()
-
-
 def load_pipeline(
     model: str | os.PathLike | None = None,
     *,
@@ -446,7 +261,7 @@ def load_pipeline(
 ) -> InContextPipeline:
     """An ``InContextPipeline`` from a named model or from checkpoints.
 
-    ``model``: a shipped model name (``"lavin-tiny"``, see ``lavin_core.models.MODELS``) or a model
+    ``model``: a shipped model name (``"lavin-tiny"``, see ``lavin_core.pretrained.MODELS``) or a model
     folder holding ``dit/`` and ``vae/``; ``dit`` / ``vae`` (see ``load_denoiser`` and
     ``load_encoder``) replace its parts. With neither ``model`` nor ``dit`` and ``vae``, the default
     model (``lavin-tiny``) is loaded. Weights stored in half precision are cast to ``dtype``
@@ -458,14 +273,14 @@ def load_pipeline(
     model's own, else the official 1.5 and 1.
     """
     if model is None and dit is None and vae is None:
-        model = models.DEFAULT_MODEL
+        model = folders.DEFAULT_MODEL
     if model is None and (dit is None or vae is None):
         missing = "vae" if vae is None else "dit"
         raise ValueError(f"{missing}= is missing: pass both dit= and vae=, or a model name such as "
-                         f"{models.DEFAULT_MODEL!r}")
+                         f"{folders.DEFAULT_MODEL!r}")
     recommended: dict[str, float] = {}
     if model is not None:
-        folder = models.get_model(model)
+        folder = folders.get_model(model)
         if dit is None and vae is None:
             recommended = folder.recommended_sampling
         dit = folder.dit if dit is None else dit

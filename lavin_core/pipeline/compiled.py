@@ -1,7 +1,7 @@
 """The fast GPU inference path of the J-DiT, applied from outside the model (as torchtitan applies
 compile): bf16 weights, the fused Triton kernels, regional ``torch.compile`` and CUDA-graph replay.
 
-    >>> model = prepare_for_inference(JDiT(preset("lavin-3.4b")))    # bf16, eval, on CUDA
+    >>> model = prepare_for_inference(JDiT(get_preset("lavin-3.4b")))    # bf16, eval, on CUDA
     >>> compile_blocks(model)                                        # one block compiled, reused 22x
     >>> fast = CUDAGraphDenoiser(model)                              # one graph per input shape
     >>> with prefer_cudnn_attention():
@@ -9,7 +9,7 @@ compile): bf16 weights, the fused Triton kernels, regional ``torch.compile`` and
     ...                                     guidance_scale=1.5)
 
 Why these pieces:
-- The fused QK-norm + RoPE kernel is picked by ``kernels.qk_norm_rope`` on its own on CUDA tensors.
+- The fused QK-norm + RoPE kernel is picked by ``lavin_core.jdit.qk_norm_rope`` on its own on CUDA tensors.
 - Regional compile: the 22 blocks share one code object, so Dynamo compiles the block once per
   input shape and reuses it for every block (compiling the whole model costs minutes).
 - CFG without wasted work: the conditional context (``2N + 1`` frames) and the null context
@@ -26,7 +26,7 @@ Why these pieces:
 
 Needs a CUDA device. The CPU tests check only the errors; on a GPU, ``tests/test_kernels.py``
 checks CUDA-graph replay against the eager model (``scripts/gpu_check.sh`` runs it). Speed:
-``lavin bench-gpu``. Not yet measured on a GPU: this was written on a machine without one.
+``benchmarks/bench_gpu.py``. Not yet measured on a GPU: this was written on a machine without one.
 """
 
 from __future__ import annotations

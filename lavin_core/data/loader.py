@@ -10,7 +10,7 @@ Sources (the keys of ``tasks``, each with its mix weight; a list means weight 1 
 
 - a task name, resolved through the registry (built-ins and plugins alike), or a ``Task``
   instance: pixels made on the fly from ``task.examples``;
-- a latent cache (``lavin_core.cache.open_cache``): latents read from Zarr, for the task it caches.
+- a latent cache (``lavin_core.data.cache.open_cache``): latents read from Zarr, for the task it caches.
 
 Determinism and sharding: the global batch
 of step ``s`` holds samples ``s * batch_size + i``; rank ``r`` of ``world_size`` takes
@@ -164,7 +164,7 @@ class _TaskSource:
 
 
 class _CacheSource:
-    """Latents from a latent cache (``lavin_core.cache.ZarrLatentCache``): its committed examples are the pool."""
+    """Latents from a latent cache (``lavin_core.data.cache.ZarrLatentCache``): its committed examples are the pool."""
 
     latent = True
 
@@ -182,7 +182,7 @@ class _CacheSource:
 
 
 def _is_cache(source: Any) -> bool:
-    from lavin_core.cache import ZarrLatentCache
+    from lavin_core.data.cache import ZarrLatentCache
 
     return isinstance(source, ZarrLatentCache)
 

@@ -1,0 +1,42 @@
+"""Contexts from user inputs: example pairs and a query in any image form -> a ``TaskContext``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lavin_core.context import ExamplePair, TaskContext
+from lavin_core.data.images import resize, to_pixels
+from lavin_core.errors import LavinError
+
+
+def build_context(
+    pairs: Sequence[ExamplePair | tuple[Any, Any]],
+    query: Any,
+    *,
+    task: str = "custom",
+    resize_pairs: bool = True,
+) -> TaskContext:
+    """A ``TaskContext`` from images in any form ``images.to_pixels`` takes.
+
+    ``pairs``: ``ExamplePair``s or ``(input, target)`` tuples. With ``resize_pairs`` the pairs are
+    resized to the query's height and width (as the authors' inference does), so templates of
+    any size work with any query.
+    """
+    query_pixels = to_pixels(query, what="query")
+    size = tuple(query_pixels.shape[-2:])
+    built = []
+    for index, pair in enumerate(pairs):
+        if isinstance(pair, ExamplePair):
+            source, target = pair.input, pair.target
+        else:
+            try:
+                source, target = pair
+            except (TypeError, ValueError):
+                raise LavinError(f"pairs[{index}] must be an ExamplePair or an (input, target) tuple") from None
+            source = to_pixels(source, what=f"pairs[{index}].input")
+            target = to_pixels(target, what=f"pairs[{index}].target")
+        if resize_pairs:
+            source, target = resize(source, size), resize(target, size)
+        built.append(ExamplePair(input=source, target=target))
+    return TaskContext(task=task, pairs=built, query=query_pixels)
