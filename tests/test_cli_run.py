@@ -106,8 +106,14 @@ def bad_cases(files):
         (["--query", query, "--prompts", str(files["dir"] / "nowhere")], "does not exist"),
         (["--query", query, "--prompts", str(unmatched)], r"unmatched template files: a_input \(no target\), b_target \(no input\)"),
         (["--query", files["odd"], "--prompts", prompts], r"35x30 \(WxH\).*multiples of 16; resize it to 32x32 .*--resize"),
-        (["--query", query, "--prompts", prompts, "--steps", "-3"], "--steps must be a positive integer, got -3"),
-        (["--query", query, "--prompts", prompts, "--steps", "7"], "official schedule exists for 19, 29, 39 steps, got 7"),
+        (["--query", query, "--prompts", prompts, "--steps", "-3"], "--steps: the number of steps must be an integer >= 1, got -3"),
+        (["--query", query, "--prompts", prompts, "--steps", "7", "--schedule", "official"],
+         "official schedule exists for 19, 29, 39 steps, got 7"),
+        (["--query", query, "--prompts", prompts, "--guidance", "nan"], "--guidance: the guidance scale must be a finite number"),
+        (["--query", query, "--prompts", prompts, "--guidance", "inf"], "--guidance: .* got inf"),
+        (["--query", query, "--prompts", prompts, "--temperature", "nan"], "--temperature: the temperature must be a finite"),
+        (["--query", query, "--prompts", prompts, "--num-pairs", "0"], "--num-pairs: the number of example pairs must be"),
+        (["--query", query, "--prompts", prompts, "--processing-size", "-1"], "--processing-size: .* >= 0"),
         (["--query", query, "--prompts", prompts, "--sampler", "eulr"], "unknown sampler 'eulr'; did you mean 'euler'"),
     ]
 
@@ -202,12 +208,12 @@ def test_ensemble_combines_samples_with_the_registered_task(files, capsys, tmp_p
     assert status == 0, err
     assert "task depth, 3 samples combined)" in stdout and Image.open(many).size == (48, 32)
     assert not np.array_equal(np.asarray(Image.open(many)), np.asarray(Image.open(single)))
-    # a free label (allowed with --prompts) cannot combine samples
-    status, _, err = run(["--task", "my-label", "--query", files["query"], "--prompts", files["prompts"], *FAST,
-                          *MODELS, "--ensemble", "2", "--out", str(many)], capsys)
-    assert status == 2 and "--ensemble 2 needs a registered task" in err and "'my-label'" in err
+    # a free label (allowed with --prompts) averages its samples pixel by pixel
+    status, stdout, err = run(["--task", "my-label", "--query", files["query"], "--prompts", files["prompts"], *FAST,
+                               *MODELS, "--ensemble", "2", "--out", str(many)], capsys)
+    assert status == 0 and "task my-label, 2 samples combined)" in stdout, err
     status, _, err = run([*base, *MODELS, "--ensemble", "0", "--out", str(many)], capsys)
-    assert status == 2 and "--ensemble must be at least 1 sample per query, got 0" in err
+    assert status == 2 and "--ensemble: the number of samples per query must be an integer >= 1, got 0" in err
 
 
 def test_a_models_recommended_ensemble_is_the_default(files, capsys, tmp_path):
@@ -222,6 +228,57 @@ def test_a_models_recommended_ensemble_is_the_default(files, capsys, tmp_path):
     out = tmp_path / "p.png"
     common = ["--query", files["query"], "--prompts", files["prompts"], "--model", str(folder), *FAST, "--out", str(out)]
     status, stdout, err = run(["--task", "edges", *common], capsys)
-    assert status == 0 and "task edges, 2 samples combined)" in stdout, err
+    assert status == 0 and "task edges, 2 samples combined" in stdout, err
     status, stdout, err = run(["--task", "my-label", *common], capsys)  # a label: one sample, no error
     assert status == 0 and "samples combined" not in stdout, err
+
+
+def test_prompts_alone_define_the_task_and_any_step_count_works(files, capsys, tmp_path):
+    out = tmp_path / "p.png"
+    status, stdout, err = run(["--query", files["query"], "--prompts", files["prompts"], *MODELS, "--steps", "4",
+                               "--quiet", "--out", str(out)], capsys)
+    assert status == 0, err
+    assert "task from --prompts" in stdout and Image.open(out).size == (48, 32)
+
+
+def test_neither_task_nor_prompts_is_one_line(files, capsys, tmp_path):
+    status, _, err = run(["--query", files["query"], *MODELS, "--out", str(tmp_path / "p.png")], capsys)
+    assert status == 2 and err.count("\n") == 1 and "--task NAME" in err and "--prompts DIR" in err
+
+
+def test_run_encodes_each_example_once_whatever_the_number_of_samples(files, capsys, tmp_path, monkeypatch):
+    from lavin_core.stvae import STVAE
+
+    encoded = []
+    original = STVAE.encode
+
+    def counting(self, pixels, *args, **kwargs):
+        encoded.append(pixels.shape[0])
+        return original(self, pixels, *args, **kwargs)
+
+    monkeypatch.setattr(STVAE, "encode", counting)
+    status, stdout, err = run(["--task", "depth", "--query", files["query"], *MODELS, *FAST, "--num-pairs", "2",
+                               "--ensemble", "4", "--out", str(tmp_path / "p.png")], capsys)
+    assert status == 0 and "4 samples combined" in stdout, err
+    assert sum(encoded) == 2 * 2 + 1  # two pairs (input and target) and the query, once each
+
+
+def test_a_query_is_processed_at_the_models_size_and_resized_back(tmp_path, capsys):
+    import json
+
+    from lavin_core.pretrained.folders import INDEX_FILE
+    from tests.tiny_model import make_model_folder
+
+    folder = make_model_folder(tmp_path / "model")
+    index = json.loads((folder / INDEX_FILE).read_text())
+    (folder / INDEX_FILE).write_text(json.dumps({**index, "image_size": 64, "max_pairs": 1}))
+    query = tmp_path / "big.png"
+    write_png(query, (200, 120), 3)  # 120x200 (WxH), not multiples of 16: processed at 32x64, written back
+    out = tmp_path / "p.png"
+    status, stdout, err = run(["--task", "depth", "--query", str(query), "--model", str(folder), *FAST,
+                               "--ensemble", "1", "--out", str(out)], capsys)
+    assert status == 0, err
+    assert Image.open(out).size == (120, 200) and "processed at 32x64" in stdout and "1 example pairs" in stdout
+    status, _, err = run(["--task", "depth", "--query", str(query), "--model", str(folder), *FAST,
+                          "--ensemble", "1", "--num-pairs", "3", "--out", str(tmp_path / "q.png")], capsys)
+    assert status == 0 and "trained with at most 1 example pairs" in err

@@ -118,7 +118,7 @@ def test_more_samples_only_add_to_the_first(pipe, count):
     for first, many in zip(single, samples):
         torch.testing.assert_close(many[0], first)
         assert not torch.equal(many[0], many[1])  # fresh noise per sample
-    with pytest.raises(ValueError, match="num_samples must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="number of samples per query must be an integer >= 1, got 0"):
         evaluation.predict_samples(pipe, cases, 0, progress=False)
 
 

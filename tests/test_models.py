@@ -153,7 +153,7 @@ def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
     assert (replaced.guidance_scale, replaced.temperature) == (1.5, 1.0)
     index["guidance_scale"] = "high"
     (out / folders.INDEX_FILE).write_text(json.dumps(index))
-    with pytest.raises(CheckpointError, match=r"model_index.json: guidance_scale must be a number >= 0, got 'high'"):
+    with pytest.raises(CheckpointError, match=r"model_index.json: guidance_scale: the guidance scale must be a finite number >= 0 .*got 'high'"):
         load_pipeline(out)
     with pytest.raises(SystemExit, match="--guidance-scale must be >= 0"):
         _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--guidance-scale", "-1"])
@@ -161,11 +161,11 @@ def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
         _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--temperature", "-1"])
     index["guidance_scale"], index["temperature"] = 2.0, True
     (out / folders.INDEX_FILE).write_text(json.dumps(index))
-    with pytest.raises(CheckpointError, match=r"model_index.json: temperature must be a number >= 0, got True"):
+    with pytest.raises(CheckpointError, match=r"model_index.json: temperature: the temperature must be a finite number >= 0 .*got True"):
         load_pipeline(out)
-    index["ensemble_size"] = 2.5
+    index["temperature"], index["ensemble_size"] = 0.5, 2.5
     (out / folders.INDEX_FILE).write_text(json.dumps(index))
-    with pytest.raises(CheckpointError, match=r"model_index.json: ensemble_size must be an integer >= 1, got 2.5"):
+    with pytest.raises(CheckpointError, match=r"model_index.json: ensemble_size: the number of samples per query must be an integer >= 1, got 2.5"):
         _ = folders.get_model(out).ensemble_size
     with pytest.raises(SystemExit, match="--ensemble-size must be at least 1"):
         _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--ensemble-size", "0"])

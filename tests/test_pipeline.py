@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -11,6 +12,7 @@ from torch.nn import functional as F
 
 from lavin_core.context import ExamplePair, TaskContext
 from lavin_core.data.images import ImageError, to_pixels
+from lavin_core.errors import LavinError
 from lavin_core.interfaces import Denoiser, Encoder
 from lavin_core.pipeline import InContextPipeline, LatentCache, MemoryLatentCache, build_context, pixel_key
 from lavin_core.samplers import AdamsBashforthSampler, EulerSampler
@@ -127,7 +129,7 @@ def test_a_call_without_a_scale_uses_the_pipelines_default():
     assert rel(pipe(context, progress=False).predictions[0], expected(context, 2.0)) < 1e-5
     assert rel(pipe(context, guidance_scale=1.0, progress=False).predictions[0], expected(context)) < 1e-5
     assert InContextPipeline(UnshuffleEncoder(), InContextOracle()).guidance_scale == 1.5  # the official one
-    with pytest.raises(ValueError, match="guidance_scale must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="guidance scale must be a finite number >= 0 .*got -1"):
         InContextPipeline(UnshuffleEncoder(), InContextOracle(), guidance_scale=-1)
 
 
@@ -160,7 +162,7 @@ def test_temperature_scales_the_starting_noise(temperature):
     warm = InContextPipeline(UnshuffleEncoder(), StillDenoiser(), EulerSampler(), temperature=temperature)
     torch.testing.assert_close(start(warm), noise * temperature)  # the pipeline's default
     torch.testing.assert_close(start(warm, temperature=1.0), noise)  # a call's value wins
-    with pytest.raises(ValueError, match="temperature must be >= 0 .*got -0.5"):
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0 .*got -0.5"):
         InContextPipeline(UnshuffleEncoder(), StillDenoiser(), temperature=-0.5)
 
 
@@ -274,10 +276,10 @@ def test_bad_calls_get_clear_errors():
     with pytest.raises(ValueError, match="nothing to predict"):
         pipe(progress=False)
     with pytest.raises(ValueError, match="official schedule exists for 19, 29, 39 steps"):
-        pipe(make_context(), num_steps=7, progress=False)
-    with pytest.raises(ValueError, match="guidance_scale must be >= 0"):
+        pipe(make_context(), num_steps=7, schedule="official", progress=False)
+    with pytest.raises(ValueError, match="guidance scale must be a finite number >= 0"):
         pipe(make_context(), guidance_scale=-1.0, progress=False)
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
         pipe(make_context(), temperature=-1.0, progress=False)
     with pytest.raises(TypeError, match=r"contexts\[1\] must be a TaskContext"):
         pipe([make_context(), "query.png"], progress=False)
@@ -359,3 +361,37 @@ def test_tiny_jdit_and_stvae_overfit_one_context():
     error_after = error()
     assert error_after < 0.25, (error_before, error_after)
     assert error_after < 0.25 * error_before, (error_before, error_after)
+
+
+def test_pairs_are_required_and_bad_options_are_refused_before_any_work():
+    pipe = InContextPipeline(UnshuffleEncoder(), InContextOracle(), EulerSampler())
+    context = make_context(seed=5)
+    with pytest.raises(ValueError, match="pairs= is empty"):
+        pipe(pairs=[], query=context.query, progress=False)
+    with pytest.raises(ValueError, match="has no example pairs"):
+        pipe(attrs.evolve(context, pairs=[]), progress=False)
+    for bad in ({"guidance_scale": float("nan")}, {"guidance_scale": float("inf")}, {"temperature": float("nan")},
+                {"num_samples": 0}, {"num_steps": 0}, {"processing_size": -8}):
+        with pytest.raises(ValueError, match="must be"):
+            pipe(context, progress=False, **bad)
+
+
+def test_samples_are_combined_by_the_task_or_averaged_and_the_first_is_a_single_call():
+    pipe = InContextPipeline(UnshuffleEncoder(), InContextOracle(), EulerSampler())
+    context = make_context(seed=6)
+    one = pipe(context, num_steps=3, seed=4, progress=False)
+    three = pipe([context, context], num_steps=3, seed=4, num_samples=3, progress=False)
+    assert len(three.samples) == 2 and all(len(s) == 3 for s in three.samples)
+    assert torch.equal(three.samples[0][0], one.predictions[0])
+    assert torch.allclose(three.predictions[0], torch.stack(three.samples[0]).mean(0))
+    assert three.latents[0].shape[0] == 3
+
+
+def test_a_nan_model_raises_instead_of_returning_garbage():
+    class NaNDenoiser(InContextOracle):
+        def forward(self, x, t, cond):
+            return super().forward(x, t, cond) * float("nan")
+
+    pipe = InContextPipeline(UnshuffleEncoder(), NaNDenoiser(), EulerSampler())
+    with pytest.raises(LavinError, match="NaN or infinite"):
+        pipe(make_context(seed=7), num_steps=2, progress=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from lavin_core.errors import LavinError
 
@@ -39,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lavin`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", UserWarning)
+        warnings.showwarning = lambda message, *_: print(f"lavin {args.command}: warning: {message}", file=sys.stderr)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args) or 0
     except (LavinError, ValueError, FileNotFoundError) as exc:

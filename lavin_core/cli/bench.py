@@ -40,12 +40,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--count must be at least 1, got {args.count}")
     if args.num_pairs < 1:
         raise ValueError(f"--num-pairs must be at least 1, got {args.num_pairs}")
-    pipe, name, trained, size, ensemble = open_model(args)
+    pipe, name, trained, size, options = open_model(args)
     tasks = args.tasks or _default_tasks(buildable_tasks(size), trained)
     result = run_bench(pipe, tasks, model_name=name, trained_tasks=trained, count=args.count,
-                       num_pairs=args.num_pairs, seed=args.seed, size=size, num_steps=args.steps,
-                       guidance_scale=args.guidance, temperature=args.temperature, ensemble_size=ensemble,
-                       progress=not args.no_progress)
+                       num_pairs=args.num_pairs, seed=args.seed, size=size, num_steps=options.num_steps,
+                       guidance_scale=options.guidance_scale, temperature=options.temperature,
+                       ensemble_size=options.num_samples, progress=not args.no_progress)
     print(text_table(result))
     print(f"\n{name} beats the best baseline on the main metric (*) of {result['wins_on_trained']} of "
           f"{result['trained_count']} trained tasks")

@@ -26,8 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--count", required=True, type=int, help="number of examples")
     build.add_argument("--out", required=True, metavar="URL", help="cache location: a path or fsspec URL (file://, s3://, memory://)")
     build.add_argument(
-        "--vae", required=True, metavar="SPEC",
-        help="the encoder: a save_pretrained folder, the authors' stvae.pt, or random:PRESET",
+        "--vae", default="lavin-tiny", metavar="SPEC",
+        help="the encoder: a model name or folder (its vae/), a save_pretrained folder, the authors' stvae.pt, "
+             "or random:PRESET (default: lavin-tiny, the shipped model)",
     )
     build.add_argument("--seed", type=int, default=0, help="example seed (default 0)")
     build.add_argument("--size", type=int, default=None, help="image size passed to the task (e.g. 64)")

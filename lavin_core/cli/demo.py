@@ -10,46 +10,25 @@ from __future__ import annotations
 
 import argparse
 
-from lavin_core.cli.run import add_sampling_arguments
+from lavin_core.cli.sampling import add_model_arguments as add_model_flags
+from lavin_core.cli.sampling import add_sampling_arguments, open_pipeline, sampling_options
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model and sampling options ``demo`` and ``bench`` share."""
-    parser.add_argument("--model", metavar="NAME",
-                        help="shipped model name or model folder (dit/ + vae/) (default: lavin-tiny)")
-    parser.add_argument("--dit", metavar="PATH", help="J-DiT checkpoint replacing the model's (as in `lavin run`)")
-    parser.add_argument("--vae", metavar="PATH", help="ST-VAE checkpoint replacing the model's (as in `lavin run`)")
-    parser.add_argument("--sampler", default="euler", metavar="NAME",
-                        help="euler (official), heun or adams-bashforth (default: euler)")
-    parser.add_argument("--schedule", metavar="NAME",
-                        help="time grid: official, uniform or shifted (default: official; uniform for a --steps "
-                             "the official grid lacks)")
+    add_model_flags(parser)
     add_sampling_arguments(parser)
     parser.add_argument("--size", type=int, metavar="PX",
                         help="image side (default: the model's training size, else 64)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def open_model(args: argparse.Namespace):
-    """``(pipeline, model name, trained tasks or None, image size, ensemble size)`` from the shared arguments."""
-    import attrs
-
-    from lavin_core.cli.run import check_sampling_arguments, model_spec
-    from lavin_core.pretrained import get_model
-    from lavin_core.pipeline import load_pipeline
-
-    check_sampling_arguments(args)
-    spec = model_spec(args)
-    folder = None if spec is None else get_model(spec)
-    options = {} if args.schedule is None else {"schedule": args.schedule}
-    pipe = load_pipeline(spec, dit=args.dit, vae=args.vae, device=args.device, sampler=args.sampler, **options)
-    try:
-        pipe.sampler.timesteps(args.steps)  # a step count the schedule lacks fails here, before any work
-    except ValueError:
-        if args.schedule is not None:
-            raise
-        pipe.sampler = attrs.evolve(pipe.sampler, schedule="uniform")
+    """``(pipeline, model name, trained tasks or None, image size, options)`` from the shared arguments;
+    ``options`` is the resolved ``SamplingOptions`` (the model's recommended ensemble included)."""
+    options = sampling_options(args, seed=args.seed)
+    pipe, options = open_pipeline(args, options, combining=True)
+    folder = pipe.folder
     index = {} if folder is None else folder.index
     name = "model" if folder is None else folder.name
     replaced = args.dit is not None or args.vae is not None
@@ -57,8 +36,7 @@ def open_model(args: argparse.Namespace):
     size = args.size or int(index.get("image_size", 64))
     if size < 1 or size % pipe.size_multiple:
         raise ValueError(f"--size must be a positive multiple of {pipe.size_multiple}, got {size}")
-    ensemble = args.ensemble or (None if folder is None or replaced else folder.ensemble_size) or 1
-    return pipe, name, trained, size, ensemble
+    return pipe, name, trained, size, options
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -88,17 +66,16 @@ def run(args: argparse.Namespace) -> int:
     if args.num_pairs < 1:
         raise ValueError(f"--num-pairs must be at least 1, got {args.num_pairs}")
     start = time.perf_counter()
-    pipe, name, trained, size, ensemble = open_model(args)
+    pipe, name, trained, size, options = open_model(args)
     tasks = args.tasks or list(trained or DEMO_TASKS)
-    rows = run_demo(pipe, tasks, num_pairs=args.num_pairs, seed=args.seed, size=size, num_steps=args.steps,
-                    guidance_scale=args.guidance, temperature=args.temperature, ensemble_size=ensemble,
-                    photos=False if args.no_photos else None,
+    rows = run_demo(pipe, tasks, num_pairs=args.num_pairs, seed=args.seed, size=size, num_steps=options.num_steps,
+                    guidance_scale=options.guidance_scale, temperature=options.temperature,
+                    ensemble_size=options.num_samples, photos=False if args.no_photos else None,
                     progress=not args.no_progress)
     meta = {"model": name, "seed": args.seed, "num_pairs": args.num_pairs, "image_size": size,
-            "sampler": args.sampler, "num_steps": len(pipe.sampler.timesteps(args.steps)) - 1,
-            "guidance_scale": pipe.guidance_scale if args.guidance is None else args.guidance,
-            "temperature": pipe.temperature if args.temperature is None else args.temperature,
-            "ensemble_size": ensemble}
+            "sampler": args.sampler, "num_steps": len(pipe.sampler_for(options).timesteps(options.num_steps)) - 1,
+            "guidance_scale": options.guidance_scale, "temperature": options.temperature,
+            "ensemble_size": options.num_samples}
     png, metrics = write_demo(rows, args.out, meta=meta)
     print(text_table(rows, name))
     print(f"\nwrote {png} and {metrics} in {time.perf_counter() - start:.0f} s "

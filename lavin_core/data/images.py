@@ -140,6 +140,16 @@ def fit_size(height: int, width: int, multiple: int) -> tuple[int, int]:
     return (max(multiple, round(height / multiple) * multiple), max(multiple, round(width / multiple) * multiple))
 
 
+def processing_shape(height: int, width: int, longer_side: int, multiple: int) -> tuple[int, int]:
+    """The ``(height, width)`` an image is processed at: its longer side scaled to ``longer_side``,
+    the aspect ratio kept, each side rounded to a positive multiple of ``multiple``.
+    ``longer_side == 0`` keeps the image's own size (then it must already fit)."""
+    if longer_side == 0:
+        return height, width
+    scale = longer_side / max(height, width)
+    return fit_size(height * scale, width * scale, multiple)
+
+
 def check_size(pixels: Tensor, multiple: int, what: str = "image") -> None:
     """``ImageError`` unless the height and width of ``pixels`` ``(..., H, W)`` are multiples of ``multiple``."""
     height, width = pixels.shape[-2:]

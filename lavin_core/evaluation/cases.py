@@ -24,10 +24,10 @@ from typing import Any
 import attrs
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from lavin_core.context import ExamplePair, TaskContext
 from lavin_core.interfaces import Task
+from lavin_core.pipeline.ensemble import combine_samples
 
 #: The default seed of demo and bench examples (never one training uses; see the module docstring).
 EVAL_SEED = 2026
@@ -120,45 +120,16 @@ def predict_samples(
 ) -> list[list[Tensor]]:
     """``num_samples`` predictions ``(3, T, H, W)`` for each case, in order.
 
-    Cases run ``batch_size`` at a time (the pipeline batches those of one shape together); one
-    progress bar counts sampling steps over all batches. The noise comes from one generator
-    seeded with ``seed`` and walked in order, so results do not depend on ``progress``. All cases
-    get their first sample before any gets its second, so the first samples are exactly
-    ``predict``'s and a larger ensemble only adds samples.
+    One pipeline call: each case's context is encoded once, and rows of one shape are sampled
+    ``batch_size`` at a time, with one progress bar over all of them. The noise comes from one
+    generator seeded with ``seed``, drawn sample by sample and case by case, so the first samples
+    are exactly ``predict``'s and a larger ensemble only adds samples. Cases are scored at their
+    own size (no processing size).
     """
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be at least 1, got {num_samples}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    steps = len(pipe.sampler.timesteps(num_steps)) - 1
-    batches = [list(cases[i : i + batch_size]) for i in range(0, len(cases), batch_size)]
-    total = num_samples * sum(len({_shape_key(c) for c in batch}) for batch in batches) * steps
-    generator = torch.Generator().manual_seed(seed)
-    samples: list[list[Tensor]] = [[] for _ in cases]
-    with tqdm(total=total, disable=not progress, desc=desc, unit="step") as bar:
-        for _ in range(num_samples):
-            position = 0
-            for batch in batches:
-                out = pipe([case.context() for case in batch], num_steps=num_steps, guidance_scale=guidance_scale,
-                           temperature=temperature, generator=generator, progress=False,
-                           callback=lambda *_: bar.update())
-                for prediction in out.predictions:
-                    samples[position].append(prediction)
-                    position += 1
-    return samples
-
-
-def combine_samples(task: Task, samples: Sequence[Tensor]) -> Tensor:
-    """One prediction from several samples for one query: ``task.combine`` of their answers, drawn
-    again by ``task.render`` (a single sample is returned as is)."""
-    if len(samples) == 1:
-        return samples[0]
-    answers = [task.read(sample.float().clamp(-1, 1)) for sample in samples]
-    return task.render(task.combine(answers))
-
-
-def _shape_key(case: Case) -> tuple:
-    return len(case.pairs), tuple(case.query.shape), tuple(case.target.shape)
+    out = pipe([case.context() for case in cases], num_samples=num_samples, seed=seed, num_steps=num_steps,
+               guidance_scale=guidance_scale, temperature=temperature, processing_size=0,
+               batch_size=batch_size, progress=desc if progress else False)
+    return [list(samples) for samples in out.samples]
 
 
 # ---------------------------------------------------------------------------------------------

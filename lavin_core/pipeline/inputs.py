@@ -16,14 +16,18 @@ def build_context(
     *,
     task: str = "custom",
     resize_pairs: bool = True,
+    size: tuple[int, int] | None = None,
 ) -> TaskContext:
     """A ``TaskContext`` from images in any form ``images.to_pixels`` takes.
 
     ``pairs``: ``ExamplePair``s or ``(input, target)`` tuples. With ``resize_pairs`` the pairs are
     resized to the query's height and width (as the authors' inference does), so templates of
-    any size work with any query.
+    any size work with any query. ``size`` = ``(height, width)`` resizes the query (and then the
+    pairs) to it first: the pipeline's processing size.
     """
     query_pixels = to_pixels(query, what="query")
+    if size is not None:
+        query_pixels = resize(query_pixels, size)
     size = tuple(query_pixels.shape[-2:])
     built = []
     for index, pair in enumerate(pairs):

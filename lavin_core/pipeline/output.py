@@ -14,12 +14,16 @@ from lavin_core.data.images import to_pil, to_uint8
 class InContextOutput:
     """What a pipeline call returns, one entry per context, in the order given.
 
-    ``predictions``: pixels ``(3, T, H, W)`` in [-1, 1] (empty with ``output_type="latent"``);
-    ``latents``: the sampled normalized latents ``(C, T', h, w)``.
+    ``predictions``: pixels ``(3, T, H, W)`` in [-1, 1], one per context, at its query's size: the
+    combination of its samples (empty with ``output_type="latent"``);
+    ``latents``: the sampled normalized latents, ``(C, T', h, w)`` per context, or
+    ``(K, C, T', h, w)`` when each context drew ``K > 1`` samples;
+    ``samples``: every sample's pixels, a tuple of ``K`` per context.
     """
 
     predictions: tuple[Tensor, ...]
     latents: tuple[Tensor, ...]
+    samples: tuple[tuple[Tensor, ...], ...] = ()
 
     @property
     def prediction(self) -> Tensor:

@@ -13,22 +13,31 @@ The path of a tensor: pixels ``(3, T, H, W)`` of ``[in_1, tgt_1, ..., in_N, tgt_
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import attrs
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from lavin_core.context import ExamplePair, TaskContext
-from lavin_core.data.images import check_size
+from lavin_core.data.images import check_size, processing_shape, resize, to_pixels
 from lavin_core.data.latents import LatentCache
+from lavin_core.errors import LavinError
 from lavin_core.flow import randn_like
-from lavin_core.interfaces import Denoiser, Encoder, Sampler, StepCallback
+from lavin_core.interfaces import Denoiser, Encoder, Sampler, StepCallback, Task
+from lavin_core.pipeline.ensemble import combine_samples
 from lavin_core.pipeline.inputs import build_context
 from lavin_core.pipeline.output import InContextOutput
 from lavin_core.pretrained import folders
 from lavin_core.pretrained.loading import load_denoiser, load_encoder
 from lavin_core.samplers import EulerSampler, get_sampler, null_context
+from lavin_core.samplers.options import OFFICIAL_GUIDANCE, SamplingOptions, model_defaults
+
+#: A processing size this many times larger or smaller than the model's own gets a warning.
+FAR_FROM_TRAINED = 2.0
 
 
 def _module_device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -40,32 +49,35 @@ def _module_device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
     return tensor.device, tensor.dtype
 
 
-#: The classifier-free guidance scale of the authors' inference code.
-OFFICIAL_GUIDANCE = 1.5
-
-
 def check_sampling(guidance_scale: float | None, temperature: float | None) -> None:
-    """One-line errors for a negative CFG scale or noise temperature (None means the default)."""
-    if guidance_scale is not None and guidance_scale < 0:
-        raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
-    if temperature is not None and temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (1 = the noise the model was trained on), got {temperature}")
+    """One-line errors for a CFG scale or noise temperature that is not a finite number >= 0."""
+    SamplingOptions(guidance_scale=guidance_scale, temperature=temperature)
+
+
+@attrs.frozen
+class _Job:
+    """One (context, sample) row of a sampling batch."""
+
+    context: int
+    sample: int
 
 
 class InContextPipeline:
     """Encoder + Denoiser + Sampler: generates the target of a query from a few example pairs.
 
     Device and dtype follow the models: inputs go to the encoder's, latents to the denoiser's.
-    ``pipeline.to(device, dtype)`` moves both. ``guidance_scale`` is the CFG scale calls use when
-    they name none: the official 1.5, or what a model folder's ``model_index.json`` recommends.
-    ``temperature`` likewise scales the starting noise (1, or the model's recommendation): below 1
-    the sampler starts nearer the middle of the noise distribution and lands nearer the most
-    likely target, trading diversity for fidelity (Glow's temperature, BigGAN's truncation).
+    ``pipeline.to(device, dtype)`` moves both. ``defaults`` (a ``SamplingOptions``) fills every
+    option a call leaves out: the official settings (CFG 1.5, temperature 1, one sample, 4 pairs,
+    each query at its own size), or what a model folder's ``model_index.json`` recommends
+    (lavin-tiny: CFG 2.5, 6 samples, queries processed at 64 px). ``guidance_scale`` and
+    ``temperature`` override those two defaults.
     """
 
     def __init__(self, encoder: Encoder, denoiser: Denoiser, sampler: Sampler | None = None, *,
-                 guidance_scale: float = OFFICIAL_GUIDANCE, temperature: float = 1.0):
-        check_sampling(guidance_scale, temperature)
+                 defaults: SamplingOptions | None = None, guidance_scale: float | None = None,
+                 temperature: float | None = None):
+        chosen = SamplingOptions(guidance_scale=guidance_scale, temperature=temperature)
+        self.defaults = model_defaults(chosen.merged_over(defaults or SamplingOptions()))
         if encoder.latent_channels != denoiser.in_channels:
             raise ValueError(
                 f"the encoder makes {encoder.latent_channels}-channel latents but the denoiser takes "
@@ -73,8 +85,23 @@ class InContextPipeline:
             )
         self.encoder, self.denoiser = encoder, denoiser
         self.sampler = sampler if sampler is not None else EulerSampler()
-        self.guidance_scale = float(guidance_scale)
-        self.temperature = float(temperature)
+        #: The model folder it was loaded from (``load_pipeline``), whose index gave ``defaults``.
+        self.folder: folders.ModelFolder | None = None
+
+    @property
+    def max_pairs(self) -> int | None:
+        """The most example pairs one training context held, when the model folder says."""
+        return None if self.folder is None else self.folder.max_pairs
+
+    @property
+    def guidance_scale(self) -> float:
+        """The CFG scale a call uses when it names none."""
+        return self.defaults.guidance_scale
+
+    @property
+    def temperature(self) -> float:
+        """The starting-noise temperature a call uses when it names none."""
+        return self.defaults.temperature
 
     @property
     def device(self) -> torch.device:
@@ -95,43 +122,79 @@ class InContextPipeline:
         self.denoiser.to(device=device, dtype=dtype)
         return self
 
+    # -- options ----------------------------------------------------------------------------
+
+    def resolve(self, options: SamplingOptions, *, combining: bool = False) -> SamplingOptions:
+        """``options`` with the model's defaults filled in, the step count checked against the
+        schedule. The model's recommended number of samples applies only when ``combining`` (a task
+        combines them); otherwise one sample unless ``options`` asks for more."""
+        if options.num_samples is None and not combining:
+            options = attrs.evolve(options, num_samples=1)
+        resolved = options.merged_over(self.defaults)
+        self.sampler_for(resolved).timesteps(resolved.num_steps)  # a grid the schedule lacks fails here
+        trained = self.defaults.processing_size
+        if options.processing_size and trained and not (
+                1 / FAR_FROM_TRAINED <= options.processing_size / trained <= FAR_FROM_TRAINED):
+            warnings.warn(f"processing at {options.processing_size} px, far from the {trained} px this model "
+                          f"was trained at; expect a poor prediction", stacklevel=3)
+        return resolved
+
+    def sampler_for(self, options: SamplingOptions) -> Sampler:
+        """The pipeline's sampler, on ``options.schedule`` when one is named."""
+        if options.schedule is None:
+            return self.sampler
+        if not attrs.has(type(self.sampler)) or not hasattr(self.sampler, "schedule"):
+            raise ValueError(f"schedule={options.schedule!r} needs a sampler with a schedule; "
+                             f"{type(self.sampler).__name__} has none")
+        return attrs.evolve(self.sampler, schedule=options.schedule)
+
+    def processing_shape(self, height: int, width: int, processing_size: int) -> tuple[int, int]:
+        """The ``(height, width)`` a query of this size is processed at (see ``SamplingOptions``)."""
+        return processing_shape(height, width, processing_size, self.size_multiple)
+
     # -- encoding ---------------------------------------------------------------------------
 
-    def _encode_all(self, images: list[Tensor]) -> list[Tensor]:
-        """Latents ``(C, T', h, w)`` of each pixel tensor; tensors of one shape are encoded in one batch."""
+    def _encode_all(self, images: list[Tensor], batch_size: int | None = None) -> list[Tensor]:
+        """Latents ``(C, T', h, w)`` of each pixel tensor; tensors of one shape are encoded in batches."""
         device, dtype = _module_device_dtype(self.encoder)
         groups: dict[tuple[int, ...], list[int]] = {}
         for index, pixels in enumerate(images):
             groups.setdefault(tuple(pixels.shape), []).append(index)
         out: list[Tensor | None] = [None] * len(images)
         for indices in groups.values():
-            batch = torch.stack([images[i] for i in indices]).to(device=device, dtype=dtype)
-            for i, latents in zip(indices, self.encoder.encode(batch)):
-                out[i] = latents
+            for chunk in _chunks(indices, batch_size):
+                batch = torch.stack([images[i] for i in chunk]).to(device=device, dtype=dtype)
+                for i, latents in zip(chunk, self.encoder.encode(batch)):
+                    out[i] = latents
         return out  # type: ignore[return-value]
 
     def encode_contexts(
-        self, contexts: Sequence[TaskContext], *, latent_cache: LatentCache | None = None
+        self, contexts: Sequence[TaskContext], *, latent_cache: LatentCache | None = None,
+        batch_size: int | None = None,
     ) -> list[tuple[Tensor, Tensor]]:
         """For each context: ``(cond, query)`` latents, ``(C, T_cond, h, w)`` and ``(C, T_q, h, w)``.
 
-        Pair images found in ``latent_cache`` are read from it; all the others are encoded.
+        Pair images found in ``latent_cache`` are read from it; all the others are encoded, each once.
         """
         frames: list[list[Tensor | None]] = []
         missing: list[Tensor] = []
         where: list[tuple[int, int]] = []
         for c, context in enumerate(contexts):
-            check_size(context.query, self.size_multiple, f"the query of context {c}" if len(contexts) > 1 else "the query")
+            what = f"the query of context {c}" if len(contexts) > 1 else "the query"
+            check_size(context.query, self.size_multiple, what)
             row: list[Tensor | None] = []
             for f, pixels in enumerate(context.frames()):
                 is_query = f == len(context.frames()) - 1
+                if not torch.isfinite(pixels).all():
+                    name = what if is_query else f"example pair {f // 2} ({'input' if f % 2 == 0 else 'target'})"
+                    raise LavinError(f"{name} of context {c} holds NaN or infinite pixels; pass finite values in [-1, 1]")
                 cached = None if latent_cache is None or is_query else latent_cache.get(pixels)
                 row.append(cached)
                 if cached is None:
                     missing.append(pixels)
                     where.append((c, f))
             frames.append(row)
-        for (c, f), latents in zip(where, self._encode_all(missing)):
+        for (c, f), latents in zip(where, self._encode_all(missing, batch_size)):
             frames[c][f] = latents
         device, dtype = self.device, self.dtype
         result = []
@@ -150,67 +213,115 @@ class InContextPipeline:
         *,
         pairs: Sequence[ExamplePair | tuple[Any, Any]] | None = None,
         query: Any = None,
+        task: Task | None = None,
         num_steps: int | None = None,
+        schedule: str | None = None,
         guidance_scale: float | None = None,
         temperature: float | None = None,
+        num_samples: int | None = None,
+        processing_size: int | None = None,
+        seed: int | None = None,
+        options: SamplingOptions | None = None,
         generator: torch.Generator | None = None,
-        progress: bool = True,
+        batch_size: int | None = None,
+        progress: bool | str = True,
         callback: StepCallback | None = None,
         latent_cache: LatentCache | None = None,
         output_type: Literal["pixels", "latent"] = "pixels",
     ) -> InContextOutput:
         """Predict the target of each context's query.
 
-        ``context``: one ``TaskContext`` or a list (batched queries); or pass ``pairs`` and
-        ``query`` in any image form (see ``build_context``). ``num_steps=None`` is the sampler's
-        default (19 for the official Euler grid). ``guidance_scale=None`` is the pipeline's
-        ``guidance_scale`` (1.5, the official CFG, unless the model recommends another; 1 = no null
-        pass); ``temperature=None`` the pipeline's ``temperature`` (the starting noise's standard
-        deviation; 0 gives one deterministic answer). Noise is drawn from ``generator`` per context,
-        in order, on the generator's device, so a seed gives the same result on any device and in
-        any batching.
-        ``callback(step, t, z)`` runs after every step of every batch of same-shaped contexts.
-        ``output_type="latent"`` skips decoding.
+        ``context``: one ``TaskContext`` or a list (batched queries); or pass ``pairs`` (at least
+        one) and ``query`` in any image form (see ``build_context``). The sampling settings come as
+        keywords or as one ``options`` value (keywords win); each left out takes the pipeline's
+        ``defaults`` (see ``SamplingOptions``): ``num_steps`` and ``schedule`` (the sampler's grid),
+        ``guidance_scale`` (1 = no null pass), ``temperature`` (0 = one deterministic answer),
+        ``processing_size`` (queries are resized so that their longer side is this, and predictions
+        resized back to each query's size; 0 keeps every query as it is), ``seed`` (when no
+        ``generator`` is given).
+
+        ``num_samples`` draws that many samples per query and combines them into one prediction:
+        by ``task.combine`` in answer space when a ``task`` is given (its default count is the
+        model's recommended ensemble), else by the pixel mean (default one sample). Each context is
+        encoded once whatever the number of samples; every sample is in ``output.samples``.
+        Noise is drawn from ``generator`` sample by sample, context by context, in order, on the
+        generator's device: a seed gives the same result on any device and in any batching, and
+        the first samples of a K-sample call are exactly those of a one-sample call.
+        ``batch_size`` caps the rows encoded, sampled and decoded at once (default: all).
+        ``progress``: a tqdm bar over all steps of all batches (a string labels it).
+        ``callback(step, t, z)`` runs after every step of every batch. ``output_type="latent"``
+        skips decoding.
         """
-        contexts = self._contexts(context, pairs, query)
         if output_type not in ("pixels", "latent"):
             raise ValueError(f"output_type must be 'pixels' or 'latent', got {output_type!r}")
-        check_sampling(guidance_scale, temperature)
-        guidance_scale = self.guidance_scale if guidance_scale is None else guidance_scale
-        temperature = self.temperature if temperature is None else temperature
-        encoded = self.encode_contexts(contexts, latent_cache=latent_cache)
-        device, dtype = self.device, self.dtype
-        noises = []
-        for context in contexts:
-            shape = self.encoder.latent_shape((1, *context.target_shape))[1:]
-            noise = randn_like(torch.empty(shape, device=device, dtype=dtype), generator=generator)
-            noises.append(noise if temperature == 1 else noise * temperature)
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        given = SamplingOptions(num_steps=num_steps, schedule=schedule, guidance_scale=guidance_scale,
+                                temperature=temperature, num_samples=num_samples,
+                                processing_size=processing_size, seed=seed)
+        opts = self.resolve(given.merged_over(options or SamplingOptions()), combining=task is not None)
+        if generator is None and opts.seed is not None:
+            generator = torch.Generator().manual_seed(opts.seed)
+        contexts, sizes = self._contexts(context, pairs, query, opts.processing_size)
+        encoded = self.encode_contexts(contexts, latent_cache=latent_cache, batch_size=batch_size)
+        jobs = [_Job(c, k) for k in range(opts.num_samples) for c in range(len(contexts))]
+        noises = self._noises(contexts, jobs, generator, opts.temperature)
+        sampler = self.sampler_for(opts)
 
-        # Contexts of one shape sample together; results go back to their original positions.
+        # Rows of one shape sample together, ``batch_size`` at a time; results go back to their places.
         groups: dict[tuple, list[int]] = {}
-        for index, (cond, query_latents) in enumerate(encoded):
-            key = (tuple(cond.shape), tuple(query_latents.shape), tuple(noises[index].shape))
-            groups.setdefault(key, []).append(index)
-        latents: list[Tensor | None] = [None] * len(contexts)
-        for indices in groups.values():
-            cond = torch.stack([encoded[i][0] for i in indices])
-            null = null_context(torch.stack([encoded[i][1] for i in indices]))
-            sampled = self.sampler.sample(
-                self.denoiser,
-                torch.stack([noises[i] for i in indices]),
-                cond,
-                null_cond=null,
-                guidance_scale=guidance_scale,
-                num_steps=num_steps,
-                generator=generator,
-                callback=callback,
-                progress=progress,
-            )
-            for i, z in zip(indices, sampled):
-                latents[i] = z
+        for row, job in enumerate(jobs):
+            cond, query_latents = encoded[job.context]
+            groups.setdefault((tuple(cond.shape), tuple(query_latents.shape), tuple(noises[row].shape)), []).append(row)
+        batches = [chunk for rows in groups.values() for chunk in _chunks(rows, batch_size)]
+        steps = len(sampler.timesteps(opts.num_steps)) - 1
+        latents: list[Tensor | None] = [None] * len(jobs)
+        with tqdm(total=steps * len(batches), disable=not progress, unit="step", leave=False,
+                  desc=progress if isinstance(progress, str) else "lavin") as bar:
+            def on_step(step: int, t: float, z: Tensor) -> None:
+                bar.update()
+                if callback is not None:
+                    callback(step, t, z)
+
+            for rows in batches:
+                cond = torch.stack([encoded[jobs[r].context][0] for r in rows])
+                null = null_context(torch.stack([encoded[jobs[r].context][1] for r in rows]))
+                sampled = sampler.sample(
+                    self.denoiser, torch.stack([noises[r] for r in rows]), cond, null_cond=null,
+                    guidance_scale=opts.guidance_scale, num_steps=opts.num_steps, generator=generator,
+                    callback=on_step, progress=False,
+                )
+                if not torch.isfinite(sampled).all():
+                    raise LavinError(
+                        "the sampled latents hold NaN or infinite values: the model weights or the inputs are not "
+                        f"finite (guidance {opts.guidance_scale}, temperature {opts.temperature})"
+                    )
+                for r, z in zip(rows, sampled):
+                    latents[r] = z
+        per_context = [[latents[r] for r, job in enumerate(jobs) if job.context == c] for c in range(len(contexts))]
+        stacked = tuple(z[0] if len(z) == 1 else torch.stack(z) for z in per_context)
         if output_type == "latent":
-            return InContextOutput(predictions=(), latents=tuple(latents))
-        return InContextOutput(predictions=tuple(self.decode(latents)), latents=tuple(latents))
+            return InContextOutput(predictions=(), latents=stacked)
+        pixels = self.decode(latents, batch_size=batch_size)  # type: ignore[arg-type]
+        samples = tuple(
+            tuple(resize(pixels[r], sizes[c]) for r, job in enumerate(jobs) if job.context == c)
+            for c in range(len(contexts))
+        )
+        predictions = tuple(
+            resize(combine_samples(task, [pixels[r] for r, job in enumerate(jobs) if job.context == c]), sizes[c])
+            for c in range(len(contexts))
+        )
+        return InContextOutput(predictions=predictions, latents=stacked, samples=samples)
+
+    def _noises(self, contexts: Sequence[TaskContext], jobs: Sequence[_Job], generator: torch.Generator | None,
+                temperature: float) -> list[Tensor]:
+        device, dtype = self.device, self.dtype
+        shapes = [self.encoder.latent_shape((1, *context.target_shape))[1:] for context in contexts]
+        noises = []
+        for job in jobs:
+            noise = randn_like(torch.empty(shapes[job.context], device=device, dtype=dtype), generator=generator)
+            noises.append(noise if temperature == 1 else noise * temperature)
+        return noises
 
     @torch.no_grad()
     def reconstruct(self, images: Sequence[Tensor]) -> list[Tensor]:
@@ -221,31 +332,64 @@ class InContextPipeline:
         """
         return self.decode(self._encode_all(list(images)))
 
-    def decode(self, latents: Sequence[Tensor]) -> list[Tensor]:
-        """Float32 pixels ``(3, T, H, W)`` in [-1, 1] for sampled latents ``(C, T', h, w)``."""
+    def decode(self, latents: Sequence[Tensor], *, batch_size: int | None = None) -> list[Tensor]:
+        """Float32 pixels ``(3, T, H, W)`` in [-1, 1] for sampled latents ``(C, T', h, w)``, decoded in
+        batches of one shape (at most ``batch_size`` at a time)."""
         device, dtype = _module_device_dtype(self.encoder)
-        out = []
-        for z in latents:
-            pixels = self.encoder.decode(z[None].to(device=device, dtype=dtype))[0]
-            out.append(pixels.float().clamp(-1.0, 1.0))
-        return out
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, z in enumerate(latents):
+            groups.setdefault(tuple(z.shape), []).append(index)
+        out: list[Tensor | None] = [None] * len(latents)
+        for indices in groups.values():
+            for chunk in _chunks(indices, batch_size):
+                batch = torch.stack([latents[i] for i in chunk]).to(device=device, dtype=dtype)
+                for i, pixels in zip(chunk, self.encoder.decode(batch)):
+                    out[i] = pixels.float().clamp(-1.0, 1.0)
+        return out  # type: ignore[return-value]
 
-    @staticmethod
-    def _contexts(context, pairs, query) -> list[TaskContext]:
+    def _contexts(self, context, pairs, query, processing_size: int) -> tuple[list[TaskContext], list[tuple[int, int]]]:
+        """The contexts to sample, resized to the processing size, and each query's own ``(H, W)``."""
         if context is not None:
             if pairs is not None or query is not None:
                 raise ValueError("pass either a context or pairs= and query=, not both")
             contexts = [context] if isinstance(context, TaskContext) else list(context)
         elif query is not None:
-            contexts = [build_context(pairs or [], query)]
+            if not pairs:
+                raise ValueError("pairs= is empty: the model learns the task from at least one (input, target) "
+                                 "example pair; without pairs it would only see the query")
+            query = to_pixels(query, what="query")
+            height, width = query.shape[-2:]
+            size = self.processing_shape(height, width, processing_size)
+            built = build_context(pairs, query, size=size)
+            return [built], [(height, width)]
         else:
             raise ValueError("nothing to predict: pass a TaskContext (or a list of them), or pairs= and query=")
+        if not contexts:
+            raise ValueError("the list of contexts is empty")
+        sizes = []
         for index, item in enumerate(contexts):
             if not isinstance(item, TaskContext):
                 raise TypeError(f"contexts[{index}] must be a TaskContext, got {type(item).__name__}")
-        if not contexts:
-            raise ValueError("the list of contexts is empty")
-        return contexts
+            if not item.pairs:
+                raise ValueError(f"context {index} has no example pairs: the model learns the task from at least one")
+            sizes.append(tuple(item.query.shape[-2:]))
+        processed = [_resize_context(c, self.processing_shape(*size, processing_size)) for c, size in zip(contexts, sizes)]
+        return processed, sizes
+
+
+def _resize_context(context: TaskContext, size: tuple[int, int]) -> TaskContext:
+    """``context`` with every frame resized to ``size`` (the same object when it is already that size)."""
+    if tuple(context.query.shape[-2:]) == tuple(size) and all(
+            tuple(p.input.shape[-2:]) == tuple(size) and tuple(p.target.shape[-2:]) == tuple(size) for p in context.pairs):
+        return context
+    pairs = [ExamplePair(input=resize(p.input, size), target=resize(p.target, size)) for p in context.pairs]
+    return attrs.evolve(context, pairs=pairs, query=resize(context.query, size))
+
+
+def _chunks(items: list[int], size: int | None) -> list[list[int]]:
+    if size is None:
+        return [items]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def load_pipeline(
@@ -268,9 +412,9 @@ def load_pipeline(
     (default float32).
     ``sampler``: a ``Sampler`` or a name in ``samplers.SAMPLERS`` built with ``sampler_options``.
     ``seed`` initialises ``random:PRESET`` models (the global RNG is left untouched).
-    The pipeline's default CFG scale and noise temperature are the model's recommended
-    ``guidance_scale`` and ``temperature`` (from its ``model_index.json``) when both parts are the
-    model's own, else the official 1.5 and 1.
+    The pipeline's ``defaults`` are the model's recommended sampling settings (its
+    ``model_index.json``: CFG scale, temperature, ensemble size, processing size, pairs) when both
+    parts are the model's own, else the official ones (CFG 1.5, one sample, queries at their own size).
     """
     if model is None and dit is None and vae is None:
         model = folders.DEFAULT_MODEL
@@ -278,20 +422,22 @@ def load_pipeline(
         missing = "vae" if vae is None else "dit"
         raise ValueError(f"{missing}= is missing: pass both dit= and vae=, or a model name such as "
                          f"{folders.DEFAULT_MODEL!r}")
-    recommended: dict[str, float] = {}
+    recommended, folder = None, None
     if model is not None:
         folder = folders.get_model(model)
         if dit is None and vae is None:
-            recommended = folder.recommended_sampling
+            recommended = folder.recommended
         dit = folder.dit if dit is None else dit
         vae = folder.vae if vae is None else vae
     if isinstance(sampler, str):
         sampler = get_sampler(sampler, **sampler_options)
     elif sampler_options:
         raise ValueError(f"sampler options {sorted(sampler_options)} need a sampler name, not a Sampler object")
-    return InContextPipeline(
+    pipe = InContextPipeline(
         load_encoder(vae, device=device, dtype=dtype, seed=seed),
         load_denoiser(dit, device=device, dtype=dtype, seed=seed),
         sampler,
-        **recommended,
+        defaults=recommended,
     )
+    pipe.folder = folder if model is not None else None
+    return pipe

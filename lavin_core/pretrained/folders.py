@@ -17,6 +17,7 @@ folder from two ``lavin train`` exports.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import attrs
 
 from lavin_core.errors import CheckpointError, UnknownNameError
+from lavin_core.samplers.options import OptionError, SamplingOptions
 
 #: Where the shipped model folders live inside the package.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -34,8 +36,16 @@ MODELS: dict[str, str] = {"lavin-tiny": "lavin-tiny"}
 DEFAULT_MODEL = "lavin-tiny"
 #: The index file of a model folder.
 INDEX_FILE = "model_index.json"
-#: The sampling settings a model_index.json may recommend (the pipeline's defaults for that model).
-SAMPLING_KEYS = ("guidance_scale", "temperature")
+#: ``model_index.json`` keys a model recommends sampling with -> the ``SamplingOptions`` field each sets.
+#: ``image_size`` is the size the model was trained at, so queries are processed at it by default;
+#: ``max_pairs`` the most pairs one training context held, so ``lavin run`` uses that many.
+RECOMMENDED_KEYS = {
+    "guidance_scale": "guidance_scale",
+    "temperature": "temperature",
+    "ensemble_size": "num_samples",
+    "image_size": "processing_size",
+    "max_pairs": "num_pairs",
+}
 DIT_DIR, VAE_DIR = "dit", "vae"
 
 
@@ -54,9 +64,9 @@ class ModelFolder:
     def vae(self) -> str:
         return str(self.path / VAE_DIR)
 
-    @property
+    @functools.cached_property
     def index(self) -> dict[str, Any]:
-        """The contents of ``model_index.json`` (empty when the folder has none)."""
+        """The contents of ``model_index.json`` (empty when the folder has none), read once."""
         file = self.path / INDEX_FILE
         if not file.is_file():
             return {}
@@ -74,39 +84,38 @@ class ModelFolder:
         tasks = self.index.get("trained_tasks")
         return None if tasks is None else tuple(str(t) for t in tasks)
 
+    @functools.cached_property
+    def recommended(self) -> SamplingOptions:
+        """The sampling settings the index recommends (None where it says nothing), checked once."""
+        values = {option: self.index.get(key) for key, option in RECOMMENDED_KEYS.items()}
+        try:
+            return SamplingOptions(**values)
+        except OptionError as err:
+            key = next(k for k, option in RECOMMENDED_KEYS.items() if option == err.field)
+            raise CheckpointError(f"{self.path / INDEX_FILE}: {key}: {err}") from None
+
+    @property
+    def max_pairs(self) -> int | None:
+        """The most example pairs the J-DiT saw in one training context, or None when the index does not say."""
+        value = self.index.get("max_pairs")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise CheckpointError(f"{self.path / INDEX_FILE}: max_pairs must be an integer >= 1, got {value!r}")
+        return value
+
     @property
     def guidance_scale(self) -> float | None:
         """The CFG scale the model recommends, or None when the index does not say."""
-        return self._recommended("guidance_scale")
+        return self.recommended.guidance_scale
 
     @property
     def temperature(self) -> float | None:
         """The starting-noise temperature the model recommends, or None when the index does not say."""
-        return self._recommended("temperature")
-
-    @property
-    def recommended_sampling(self) -> dict[str, float]:
-        """The sampling settings the index recommends, as ``InContextPipeline`` keyword arguments."""
-        values = {key: self._recommended(key) for key in SAMPLING_KEYS}
-        return {key: value for key, value in values.items() if value is not None}
+        return self.recommended.temperature
 
     @property
     def ensemble_size(self) -> int | None:
         """Samples per query the model recommends combining (``Task.combine``), or None when the index does not say."""
-        value = self.index.get("ensemble_size")
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise CheckpointError(f"{self.path / INDEX_FILE}: ensemble_size must be an integer >= 1, got {value!r}")
-        return value
-
-    def _recommended(self, key: str) -> float | None:
-        value = self.index.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise CheckpointError(f"{self.path / INDEX_FILE}: {key} must be a number >= 0, got {value!r}")
-        return float(value)
+        return self.recommended.num_samples
 
 
 def shipped_path(name: str) -> Path:

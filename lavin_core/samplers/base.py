@@ -48,12 +48,13 @@ def steps_field(default: int):
 class FlowSampler(Sampler):
     """Integrates ``dz/dt = v(z, t)`` from t = 1 to t = 0 over a named time grid.
 
-    ``schedule``: a name in ``samplers.schedules.SCHEDULES``; ``shift`` is used by ``"shifted"``.
+    ``schedule``: a name in ``samplers.schedules.SCHEDULES`` (default ``"auto"``: the authors' grid
+    at 19, 29 and 39 steps, uniform steps at any other count); ``shift`` is used by ``"shifted"``.
     ``default_steps``: the step count when a call passes ``num_steps=None``.
     ``batch_cfg``: run the conditional and null passes in one call when their shapes allow.
     """
 
-    schedule: str = schedule_field("official")
+    schedule: str = schedule_field("auto")
     shift: float = attrs.field(default=3.0, validator=attrs.validators.gt(0.0))
     default_steps: int = attrs.field(default=OFFICIAL_STEPS, validator=_positive_int)
     batch_cfg: bool = True

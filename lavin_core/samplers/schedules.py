@@ -73,8 +73,20 @@ def shifted_schedule(num_steps: int, shift: float = 3.0) -> Tensor:
     return shift_time(uniform_schedule(num_steps), shift)
 
 
+def auto_schedule(num_steps: int = OFFICIAL_STEPS) -> Tensor:
+    """The authors' grid where they published one (19, 29 or 39 steps), else uniform steps.
+
+    Uniform, not a stretched copy of the official grid, below and between those counts: at 1-8
+    steps the official grid's fine start near noise wastes most of the budget (``lavin bench
+    --steps 1/2/4/8`` measured it), and uniform grids are what few-step samplers use.
+    """
+    _check_steps(num_steps)
+    return official_schedule(num_steps) if num_steps + 1 in OFFICIAL_GRIDS else uniform_schedule(num_steps)
+
+
 #: Schedules by name; each is ``f(num_steps, **options) -> (num_steps + 1,)`` float64 grid.
 SCHEDULES: dict[str, Callable[..., Tensor]] = {
+    "auto": auto_schedule,
     "official": official_schedule,
     "uniform": uniform_schedule,
     "shifted": shifted_schedule,

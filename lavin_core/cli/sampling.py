@@ -1,0 +1,81 @@
+"""The sampling and model options ``run``, ``demo`` and ``bench`` share, read into one
+``SamplingOptions`` value before any model loads (its checks are the only ones)."""
+
+from __future__ import annotations
+
+import argparse
+
+#: ``SamplingOptions`` field -> the flag that sets it, for error messages.
+FLAGS = {
+    "num_steps": "--steps",
+    "schedule": "--schedule",
+    "guidance_scale": "--guidance",
+    "temperature": "--temperature",
+    "num_samples": "--ensemble",
+    "seed": "--seed",
+    "num_pairs": "--num-pairs",
+    "processing_size": "--processing-size",
+}
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--sampler``, ``--steps``, ``--schedule``, ``--guidance``, ``--temperature`` and ``--ensemble``."""
+    parser.add_argument("--sampler", default="euler", metavar="NAME",
+                        help="euler (official), heun or adams-bashforth (default: euler)")
+    parser.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the sampler's, 19 for euler)")
+    parser.add_argument("--schedule", metavar="NAME",
+                        help="time grid: auto, official, uniform or shifted (default: the sampler's; euler's "
+                             "'auto' is the authors' grid at 19/29/39 steps and uniform at any other count)")
+    parser.add_argument("--guidance", type=float, metavar="S",
+                        help="CFG scale; 1 disables it (default: the model's recommended one, else the official 1.5)")
+    parser.add_argument("--temperature", type=float, metavar="T",
+                        help="starting-noise scale; below 1 trades diversity for fidelity, 0 is deterministic "
+                             "(default: the model's recommended one, else 1)")
+    parser.add_argument("--ensemble", type=int, metavar="K",
+                        help="samples per query, combined into one answer: by the task (mean image, median box, "
+                             "the sample that agrees most with the others, ...) or, for a free label, by the "
+                             "pixel mean (default: the model's recommended number for a task, else 1)")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--dit``, ``--vae`` and ``--device``."""
+    parser.add_argument("--model", metavar="NAME",
+                        help="shipped model name or model folder (dit/ + vae/) (default: lavin-tiny unless "
+                             "--dit and --vae are both given)")
+    parser.add_argument("--dit", metavar="PATH",
+                        help="J-DiT checkpoint replacing the model's: a save_pretrained folder, the authors' "
+                             "lavin_dit.safetensors, or random:PRESET")
+    parser.add_argument("--vae", metavar="PATH",
+                        help="ST-VAE checkpoint replacing the model's: a save_pretrained folder, the authors' "
+                             "stvae.pt, or random:PRESET")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+
+
+def sampling_options(args: argparse.Namespace, **fields):
+    """A ``SamplingOptions`` from the parsed flags (and ``fields``); a bad value is one line naming its flag."""
+    from lavin_core.samplers.options import OptionError, SamplingOptions
+
+    values = {"num_steps": args.steps, "schedule": args.schedule, "guidance_scale": args.guidance,
+              "temperature": args.temperature, "num_samples": args.ensemble, **fields}
+    try:
+        return SamplingOptions(**values)
+    except OptionError as err:
+        raise ValueError(f"{FLAGS.get(err.field, err.field)}: {err}") from None
+
+
+def model_spec(args: argparse.Namespace) -> str | None:
+    """The model ``--model`` names; the default model unless both ``--dit`` and ``--vae`` are given."""
+    from lavin_core.pretrained import DEFAULT_MODEL
+
+    if args.model is not None:
+        return args.model
+    return None if args.dit is not None and args.vae is not None else DEFAULT_MODEL
+
+
+def open_pipeline(args: argparse.Namespace, options, *, combining: bool):
+    """The pipeline the flags name, and ``options`` resolved against its defaults (see
+    ``InContextPipeline.resolve``; a step count or schedule the sampler cannot take fails here)."""
+    from lavin_core.pipeline import load_pipeline
+
+    pipe = load_pipeline(model_spec(args), dit=args.dit, vae=args.vae, sampler=args.sampler, device=args.device)
+    return pipe, pipe.resolve(options, combining=combining)
