@@ -16,11 +16,11 @@ from lavin_core.data.images import (
     fit_size,
     read_image,
     resize,
-    save_image,
     to_pil,
     to_pixels,
     to_uint8,
 )
+from lavin_core.data.outputs import save_image
 from lavin_core.data.templates import TemplateError, list_template_files, read_template_folder
 
 
@@ -48,8 +48,11 @@ def test_float_numpy_is_read_as_zero_to_one_and_grey_and_alpha_work():
     grey = random_uint8((4, 4))
     assert torch.equal(to_pixels(grey)[0], to_pixels(grey)[2])
     rgba = random_uint8((4, 4, 4))
-    assert torch.equal(to_pixels(rgba), to_pixels(rgba[..., :3]))
-    assert torch.equal(to_pixels(Image.fromarray(rgba, "RGBA")), to_pixels(rgba[..., :3]))
+    rgba[0, 0, 3], rgba[0, 1, 3] = 255, 0
+    over_black = ((rgba[..., :3].astype(np.uint16) * rgba[..., 3:] + 127) // 255).astype(np.uint8)
+    assert torch.equal(to_pixels(rgba), to_pixels(over_black))  # the stated rule: alpha over black
+    assert torch.equal(to_pixels(Image.fromarray(rgba, "RGBA")), to_pixels(over_black))
+    assert np.array_equal(over_black[0, 0], rgba[0, 0, :3]) and not over_black[0, 1].any()
 
 
 def test_lists_of_frames_make_clips():

@@ -3,26 +3,30 @@
 Accepted inputs (``to_pixels``):
 
 - ``torch.Tensor``: float in [-1, 1] or uint8 in [0, 255], ``(3, H, W)`` or ``(3, T, H, W)``;
-- ``PIL.Image.Image``: any mode, converted to RGB;
+- ``PIL.Image.Image``: any mode, read by its real bit depth (``image_array``: 16-bit, palette,
+  grey, alpha composited over black, EXIF orientation applied);
 - ``numpy.ndarray``: ``(H, W, 3)`` or ``(T, H, W, 3)`` (or grey ``(H, W)``), uint8 in [0, 255]
   or float in [0, 1] (the numpy/scikit-image convention);
-- a path or fsspec URL (``str`` / ``os.PathLike``) of an image file PIL can read (PNG, JPEG, ...);
+- a path or fsspec URL (``str`` / ``os.PathLike``) of an image file PIL can read (PNG, JPEG, ...),
+  read as a PIL image is, and decoded no larger than ``max_side`` when given;
 - a list or tuple of any of these single images: the frames of a clip.
 
-Outputs: ``to_pil`` (one image per frame), ``to_uint8`` (``(T, H, W, 3)`` arrays) and
-``save_image`` (PNG; an animated PNG for a clip).
+Outputs: ``to_pil`` (one image per frame) and ``to_uint8`` (``(T, H, W, 3)`` arrays); files are
+written by ``lavin_core.data.outputs.save_image`` (the extension picks the format, atomically).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
+import warnings
 from typing import Any
 
 import fsspec
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -38,21 +42,153 @@ class ImageError(LavinError, ValueError):
 # reading
 
 
-def read_image(url: str | os.PathLike) -> Image.Image:
-    """The RGB image in the file at a local path or fsspec URL; ``ImageError`` if missing or unreadable."""
-    url = os.fspath(url)
+#: Images with more pixels than this are refused before they are decoded (8192 x 8192: a float
+#: copy of one is already 805 MB); a JPEG read with ``max_side`` counts at its reduced decode size.
+MAX_PIXELS = 8192 * 8192
+#: What "refuse" and "resize" do with an image larger than ``max_side``.
+OVERSIZE = ("resize", "refuse")
+# An object repr such as <_io.BytesIO object at 0x7f...>: PIL puts it in its messages.
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def _clean(err: Exception, url: str) -> str:
+    return _OBJECT_REPR.sub(url, str(err)) or type(err).__name__
+
+
+def _open_bytes(url: str) -> bytes:
     try:
         with fsspec.open(url, "rb") as f:
-            data = f.read()
+            return f.read()
     except FileNotFoundError:
         raise ImageError(f"no image file at {url}") from None
     except (IsADirectoryError, PermissionError, OSError) as err:
-        raise ImageError(f"cannot read {url}: {err.strerror or err}") from None
+        raise ImageError(f"cannot read {url}: {err.strerror or _clean(err, url)}") from None
+
+
+def _open_image(data: bytes, url: str) -> Image.Image:
+    """The image in ``data``, opened lazily (header only, no pixels decoded yet)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise ImageError(f"{url} is not a readable image (PNG, JPEG, ...): {err}") from None
+        return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{url} is not a readable image (PNG, JPEG, WebP, TIFF, ...): unrecognised content starting {data[:8]!r}"
+        ) from None
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageError(f"{url} is not a readable image: {_clean(err, url)}") from None
+
+
+def _limit(image: Image.Image, url: str, max_side: int | None, oversize: str) -> Image.Image:
+    """``image`` (not yet decoded) decoded no larger than ``max_side`` on its longer side.
+
+    JPEGs are decoded at 1/2, 1/4 or 1/8 scale by ``draft`` (the full-size buffer never exists),
+    other formats whole, then reduced. Whatever would be decoded must stay under ``MAX_PIXELS``.
+    """
+    width, height = image.size
+    target = None
+    if max_side is not None and max(width, height) > max_side:
+        if oversize == "refuse":
+            raise ImageError(
+                f"{url} is {width}x{height} (WxH), larger than {max_side} px on its longer side; refused "
+                f"before decoding: resize it to at most {max_side} px"
+            )
+        scale = max_side / max(width, height)
+        target = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if image.format == "JPEG":
+            image.draft(image.mode, target)  # decodes at the smallest 1/2^k scale still >= target
+    decoded_w, decoded_h = image.size
+    if decoded_w * decoded_h > MAX_PIXELS:
+        raise ImageError(
+            f"{url} is {width}x{height} (WxH), more than {MAX_PIXELS:,} pixels to decode; refused before "
+            "decoding (scale it down first; only JPEGs can be decoded at a reduced size)"
+        )
+    if target is None:
+        return image
+    warnings.warn(
+        f"{url} is {width}x{height} (WxH), larger than {max_side} px on its longer side; "
+        f"read scaled down to {target[0]}x{target[1]}",
+        stacklevel=4,
+    )
+    return _decoded(image, url).resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _decoded(image: Image.Image, url: str) -> Image.Image:
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ImageError(f"{url} is not a readable image (truncated or corrupt?): {_clean(err, url)}") from None
+    return image
+
+
+def image_array(image: Image.Image) -> np.ndarray:
+    """``(H, W, 3)`` pixels of a PIL image of any mode, by its real bit depth.
+
+    8-bit modes give uint8 (exact); 16- and 32-bit integer modes (``I;16``, ``I``: 16-bit PNG and
+    TIFF) give float32 in [0, 1] over 0..65535, float mode ``F`` must lie in [0, 1]. Grey is
+    repeated to three channels; a palette is expanded. **Alpha is composited over black**: a
+    pixel reads as its colour times its opacity (what premultiplied storage would hold), so a
+    fully transparent pixel is black whatever colour it hides. The EXIF orientation is applied.
+    """
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(image, dtype=np.float32)
+        if mode == "I" and values.size and (values.min() < 0 or values.max() > 65535):
+            raise ImageError(f"a 32-bit integer image must hold 16-bit values 0..65535, got "
+                             f"[{values.min():.0f}, {values.max():.0f}]")
+        return np.repeat((values / 65535.0)[..., None], 3, axis=-1)
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        if values.size and not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1):
+            raise ImageError(f"a float (mode F) image must lie in [0, 1], got [{values.min():.3g}, {values.max():.3g}]")
+        return np.repeat(values[..., None], 3, axis=-1)
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "RGBa", "La"):
+        return over_black(np.asarray(image.convert("RGBA")))
+    return np.asarray(image.convert("RGB"))
+
+
+def over_black(rgba: np.ndarray) -> np.ndarray:
+    """``(..., 4)`` colour + alpha -> ``(..., 3)`` colour composited over black (colour x opacity).
+
+    uint8 stays uint8 (``round(c * a / 255)`` in integers, the same for a pixel however it comes
+    in); floats in [0, 1] stay floats.
+    """
+    if rgba.dtype == np.uint8:
+        wide = rgba.astype(np.uint16)
+        return ((wide[..., :3] * wide[..., 3:] + 127) // 255).astype(np.uint8)
+    return rgba[..., :3] * rgba[..., 3:]
+
+
+def read_image_array(url: str | os.PathLike, *, max_side: int | None = None, oversize: str = "resize") -> np.ndarray:
+    """``(H, W, 3)`` pixels of the image file at a local path or fsspec URL (see ``image_array``).
+
+    ``max_side`` bounds the decoded size: a larger image is read scaled down (``oversize="resize"``,
+    with a warning naming both sizes) or refused (``"refuse"``), in both cases before its full-size
+    pixels are decoded. Without it an image over ``MAX_PIXELS`` is refused. ``ImageError`` names
+    the file for a missing, unreadable, truncated or oversized image.
+    """
+    if oversize not in OVERSIZE:
+        raise ValueError(f"oversize must be one of {OVERSIZE}, got {oversize!r}")
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be a positive number of pixels, got {max_side}")
+    url = os.fspath(url)
+    with _open_image(_open_bytes(url), url) as image:
+        limited = _decoded(_limit(image, url, max_side, oversize), url)
+        try:
+            return image_array(limited)
+        except ImageError as err:
+            raise ImageError(f"{url}: {err}") from None
+
+
+def read_image(url: str | os.PathLike, *, max_side: int | None = None, oversize: str = "resize") -> Image.Image:
+    """The image in the file at a local path or fsspec URL as 8-bit RGB (see ``read_image_array``)."""
+    array = read_image_array(url, max_side=max_side, oversize=oversize)
+    if array.dtype != np.uint8:
+        array = (array * 255.0).round().astype(np.uint8)
+    return Image.fromarray(array)
 
 
 def _from_uint8_hwc(array: np.ndarray) -> Tensor:
@@ -67,7 +203,8 @@ def _from_numpy(array: np.ndarray, what: str) -> Tensor:
         array = array[None]
     if array.ndim != 4 or array.shape[-1] not in (3, 4):
         raise ImageError(f"{what}: a numpy image must be (H, W, 3) or (T, H, W, 3), got shape {array.shape}")
-    array = array[..., :3]  # drop alpha
+    if array.shape[-1] == 4:
+        array = over_black(array) if array.dtype == np.uint8 else array  # floats: after the range check
     if array.dtype == np.uint8:
         return _from_uint8_hwc(array)
     if np.issubdtype(array.dtype, np.floating):
@@ -76,6 +213,8 @@ def _from_numpy(array: np.ndarray, what: str) -> Tensor:
             raise ImageError(
                 f"{what}: a float numpy image must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]"
             )
+        if array.shape[-1] == 4:
+            array = over_black(array)
         return torch.from_numpy(np.array(array, dtype=np.float32)).permute(3, 0, 1, 2) * 2.0 - 1.0
     raise ImageError(f"{what}: a numpy image must be uint8 or float, got dtype {array.dtype}")
 
@@ -92,37 +231,42 @@ def _from_tensor(tensor: Tensor, what: str) -> Tensor:
     return tensor
 
 
-def _single(value: Any, what: str) -> Tensor:
+def _single(value: Any, what: str, max_side: int | None = None, oversize: str = "resize") -> Tensor:
     if isinstance(value, Tensor):
         return _from_tensor(value, what)
     if isinstance(value, Image.Image):
-        return _from_uint8_hwc(np.asarray(value.convert("RGB"))[None])
+        try:
+            return _from_numpy(image_array(value), what)
+        except ImageError as err:
+            raise ImageError(f"{what}: {err}") from None
     if isinstance(value, np.ndarray):
         return _from_numpy(value, what)
     if isinstance(value, (str, os.PathLike)):
-        return _from_uint8_hwc(np.asarray(read_image(value))[None])
+        return _from_numpy(read_image_array(value, max_side=max_side, oversize=oversize), what)
     raise ImageError(
         f"{what}: cannot use a {type(value).__name__} as an image; pass a tensor, PIL image, "
         f"numpy array, file path or URL, or a list of them for a clip"
     )
 
 
-def to_pixels(value: Any, *, what: str = "image") -> Tensor:
+def to_pixels(value: Any, *, what: str = "image", max_side: int | None = None, oversize: str = "resize") -> Tensor:
     """Pixels ``(3, T, H, W)`` float32 in [-1, 1] from any accepted input (see the module docstring).
 
-    ``what`` names the input in error messages (e.g. ``"query"``). The result is checked with
-    ``context.check_pixels``: a clip must have ``1 + 4k`` frames.
+    ``what`` names the input in error messages (e.g. ``"query"``). Files are read by their real
+    mode and bit depth (``image_array``); ``max_side`` / ``oversize`` bound the decoded size of a
+    file (``read_image_array``). The result is checked with ``context.check_pixels``: finite, and
+    a clip must have ``1 + 4k`` frames.
     """
     if isinstance(value, (list, tuple)):
         if not value:
             raise ImageError(f"{what}: an empty list has no frames")
-        frames = [_single(frame, f"{what}[{index}]") for index, frame in enumerate(value)]
+        frames = [_single(frame, f"{what}[{index}]", max_side, oversize) for index, frame in enumerate(value)]
         shapes = {tuple(frame.shape[2:]) for frame in frames}
         if len(shapes) > 1:
             raise ImageError(f"{what}: the frames of a clip must share one size, got {sorted(shapes)}")
         pixels = torch.cat(frames, dim=1)
     else:
-        pixels = _single(value, what)
+        pixels = _single(value, what, max_side, oversize)
     try:
         return check_pixels(pixels.float(), what)
     except ValueError as err:
@@ -187,25 +331,3 @@ def to_uint8(pixels: Tensor) -> np.ndarray:
 def to_pil(pixels: Tensor) -> list[Image.Image]:
     """One RGB PIL image per frame of ``(3, T, H, W)`` pixels."""
     return [Image.fromarray(frame) for frame in to_uint8(pixels)]
-
-
-def save_image(pixels: Tensor, url: str | os.PathLike, *, fps: float = 8.0) -> None:
-    """Write ``(3, T, H, W)`` pixels as a PNG at a local path or fsspec URL; a clip as an animated PNG."""
-    url = os.fspath(url)
-    frames = to_pil(pixels)
-    buffer = io.BytesIO()
-    if len(frames) == 1:
-        frames[0].save(buffer, format="PNG")
-    else:
-        frames[0].save(
-            buffer, format="PNG", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0
-        )
-    try:
-        fs, path = fsspec.core.url_to_fs(url)
-        parent = os.path.dirname(path)
-        if parent:
-            fs.makedirs(parent, exist_ok=True)
-        with fs.open(path, "wb") as f:
-            f.write(buffer.getvalue())
-    except (PermissionError, IsADirectoryError, NotADirectoryError) as err:
-        raise ImageError(f"cannot write {url}: {err.strerror or err}") from None

@@ -1,0 +1,154 @@
+"""Writes that a reader sees whole or not at all: a temporary name first, then one rename.
+
+    write_bytes("out/depth.png", data)              # a file: temp file in the same folder, fsync, rename
+    with atomic_folder("runs/x/export") as tmp:     # a folder: filled under a hidden temp name,
+        save_into(tmp)                              # renamed into place when the block ends
+
+A ``kill -9`` at any moment leaves either the old content (or nothing) or the new content under
+the final name; the temporary names start with ``.tmp-`` and are hidden from listings that skip
+dot files. Local paths get the full guarantee (POSIX ``rename`` is atomic within one file system,
+and the data is fsynced before it). fsspec URLs get what the store offers: object stores (s3,
+gcs) put one object atomically, so a file is atomic; a folder there is several objects, and
+``atomic_folder`` writes every file of it to its final key with the files listed in ``last``
+(``config.json`` for a ``save_pretrained`` folder, which every reader opens first) written last.
+
+This module sits with the shared vocabulary (it imports nothing of LaVin) so that checkpoints,
+data, training and evaluation all write the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+#: Prefix of every temporary name: hidden, and recognisable as debris of an interrupted write.
+TEMP_PREFIX = ".tmp-"
+
+
+def temporary_name(path: str | os.PathLike) -> str:
+    """A fresh hidden sibling of ``path`` (same folder, so a rename onto ``path`` stays on one file system)."""
+    path = os.fspath(path).rstrip("/")
+    folder, _, name = path.rpartition("/")
+    hidden = f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}-{name}"
+    return f"{folder}/{hidden}" if folder else hidden
+
+
+def _fsync_folder(folder: str) -> None:
+    # The rename itself must reach the disk too; without this a power cut could undo it.
+    try:
+        fd = os.open(folder or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return isinstance(fs, LocalFileSystem)
+
+
+def write_bytes(url: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to the file at ``url`` (local path or fsspec URL) atomically, replacing any file there."""
+    fs, path = fsspec.core.url_to_fs(os.fspath(url))
+    write_bytes_to(fs, path, data)
+
+
+def write_bytes_to(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """``write_bytes`` on a file system already opened (``path`` without its protocol)."""
+    folder = path.rstrip("/").rpartition("/")[0]
+    if folder:
+        fs.makedirs(folder, exist_ok=True)
+    if not _is_local(fs):
+        temporary = temporary_name(path)
+        fs.pipe_file(temporary, data)
+        fs.mv(temporary, path)
+        return
+    temporary = temporary_name(path)
+    try:
+        with open(temporary, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _fsync_folder(folder)
+
+
+def write_text(url: str | os.PathLike, text: str) -> None:
+    """``write_bytes`` of ``text`` in UTF-8."""
+    write_bytes(url, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_folder(url: str | os.PathLike, *, last: Sequence[str] = ()) -> Iterator[str]:
+    """Yield a temporary folder to fill; on success it replaces the folder ``url`` in one rename.
+
+    Locally an existing folder at ``url`` is moved aside first and deleted after the new one is in
+    place, so at every instant ``url`` is the complete old folder, the complete new one, or absent
+    (never a mix). On an error inside the block the temporary folder is removed and ``url`` is
+    untouched. For fsspec URLs other than local ones the yielded path is a local temporary folder
+    whose files are uploaded to ``url`` afterwards, the names in ``last`` after all others.
+    """
+    fs, path = fsspec.core.url_to_fs(os.fspath(url))
+    path = path.rstrip("/")
+    if _is_local(fs):
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise NotADirectoryError(f"{url} is a file, not a folder; remove it or choose another path")
+        temporary = temporary_name(path)
+        os.makedirs(temporary)
+        try:
+            yield temporary
+            for name in os.listdir(temporary):
+                _fsync_file(os.path.join(temporary, name))
+            _fsync_folder(temporary)
+            _replace_folder(temporary, path)
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+        _fsync_folder(parent)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as local:
+        yield local
+        names = sorted(os.listdir(local), key=lambda n: (n in last, last.index(n) if n in last else 0, n))
+        fs.makedirs(path, exist_ok=True)
+        for name in names:
+            with open(os.path.join(local, name), "rb") as f:
+                write_bytes_to(fs, f"{path}/{name}", f.read())
+
+
+def _fsync_file(path: str) -> None:
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def _replace_folder(new: str, path: str) -> None:
+    """Rename ``new`` onto ``path``; an existing folder there is moved aside, then deleted."""
+    if not os.path.exists(path):
+        os.rename(new, path)
+        return
+    aside = temporary_name(path)
+    os.rename(path, aside)
+    try:
+        os.rename(new, path)
+    except BaseException:
+        os.rename(aside, path)  # put the old folder back: never leave nothing where something was
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
