@@ -98,7 +98,8 @@ def atomic_folder(url: str | os.PathLike, *, last: Sequence[str] = ()) -> Iterat
 
     Locally an existing folder at ``url`` is moved aside first and deleted after the new one is in
     place, so at every instant ``url`` is the complete old folder, the complete new one, or absent
-    (never a mix). On an error inside the block the temporary folder is removed and ``url`` is
+    (never a mix). Entries of the old folder that the block did not write are carried over (hard
+    links where possible), so replacing a folder loses nothing else that was in it. On an error inside the block the temporary folder is removed and ``url`` is
     untouched. For fsspec URLs other than local ones the yielded path is a local temporary folder
     whose files are uploaded to ``url`` afterwards, the names in ``last`` after all others.
     """
@@ -114,6 +115,7 @@ def atomic_folder(url: str | os.PathLike, *, last: Sequence[str] = ()) -> Iterat
         os.makedirs(temporary)
         try:
             yield temporary
+            _carry_over(path, temporary)
             for name in os.listdir(temporary):
                 _fsync_file(os.path.join(temporary, name))
             _fsync_folder(temporary)
@@ -131,6 +133,28 @@ def atomic_folder(url: str | os.PathLike, *, last: Sequence[str] = ()) -> Iterat
         for name in names:
             with open(os.path.join(local, name), "rb") as f:
                 write_bytes_to(fs, f"{path}/{name}", f.read())
+
+
+def _carry_over(old: str, new: str) -> None:
+    """Link (or copy) into ``new`` every entry of the folder ``old`` that ``new`` lacks."""
+    if not os.path.isdir(old):
+        return
+    written = set(os.listdir(new))
+    for name in os.listdir(old):
+        if name in written or name.startswith(TEMP_PREFIX):
+            continue
+        source, target = os.path.join(old, name), os.path.join(new, name)
+        if os.path.isdir(source) and not os.path.islink(source):
+            shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(source, target)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(source, target, follow_symlinks=False)
 
 
 def _fsync_file(path: str) -> None:

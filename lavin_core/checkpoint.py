@@ -16,7 +16,8 @@ Nothing here knows about a particular model; a model class opts in with ``Pretra
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import attrs
@@ -26,6 +27,8 @@ import safetensors.torch
 import torch
 from torch import Tensor, nn
 
+from lavin_core.atomic import atomic_folder
+from lavin_core.devices import check_device, supports_pinned_memory
 from lavin_core.errors import CheckpointError
 
 CONFIG_NAME = "config.json"
@@ -73,8 +76,59 @@ def config_from_dict(config_cls: type[C], data: Mapping[str, Any], *, source: st
 # state dicts
 
 
+#: How many names a one-line mismatch message shows per kind; the exception holds them all.
+SHOWN_NAMES = 3
+#: Top-level tensor-name prefixes that identify each network's state dict.
+_NETWORK_PREFIXES = {
+    "J-DiT": ("x_embedder", "t_embedder", "blocks", "final_layer", "prompt_embed", "answer_embed"),
+    "ST-VAE": ("encoder", "decoder"),
+}
+_WRAPPER_PREFIXES = {"module.": "DDP/DataParallel", "_orig_mod.": "torch.compile", "model.": "a training wrapper"}
+
+
+class StateDictMismatchError(CheckpointError):
+    """A state dict whose names or shapes do not fit the model. The message is one line (counts and
+    the first few names); ``missing``, ``unexpected`` and ``mis_shaped`` hold the full lists and
+    ``details()`` prints them one per line (``lavin --verbose``)."""
+
+    def __init__(self, message: str, *, missing: list[str], unexpected: list[str], mis_shaped: list[str]):
+        super().__init__(message)
+        self.missing, self.unexpected, self.mis_shaped = missing, unexpected, mis_shaped
+
+    def details(self) -> str:
+        sections = (("missing", self.missing), ("unexpected", self.unexpected), ("wrong shape", self.mis_shaped))
+        return "\n".join(f"{kind}: {name}" for kind, names in sections for name in names)
+
+
+def describe_layout(names: Sequence[str]) -> str:
+    """What a state dict with these tensor names looks like: which network, or which wrapper around one."""
+    names = list(names)
+    if not names:
+        return "an empty state dict"
+    for prefix, wrapper in _WRAPPER_PREFIXES.items():
+        if all(n.startswith(prefix) for n in names):
+            inner = describe_layout([n[len(prefix):] for n in names])
+            return f"{inner} wrapped by {wrapper} (every name starts with {prefix!r}; strip it)"
+    tops = {n.split(".", 1)[0] for n in names}
+    for network, prefixes in _NETWORK_PREFIXES.items():
+        if tops <= set(prefixes) and len(tops & set(prefixes)) >= min(2, len(prefixes)):
+            blocks = {n.split(".")[1] for n in names if n.startswith("blocks.") and n.count(".") > 1}
+            depth = f", {len(blocks)} blocks" if blocks else ""
+            return f"a {network} state dict ({len(names)} tensors{depth}; LaVin's and the authors' layouts share these names)"
+    if {"state", "param_groups"} & tops:
+        return "an optimizer state, not model weights"
+    shown = ", ".join(sorted(tops)[:SHOWN_NAMES])
+    return f"an unknown layout ({len(names)} tensor(s) under {shown}{', ...' if len(tops) > SHOWN_NAMES else ''})"
+
+
+def _first(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:SHOWN_NAMES])
+    return shown + (f", ... ({len(names) - SHOWN_NAMES} more)" if len(names) > SHOWN_NAMES else "")
+
+
 def check_state_dict(module: nn.Module, state_dict: Mapping[str, Tensor], *, source: str) -> None:
-    """Raise ``CheckpointError`` naming every missing, unexpected and mis-shaped tensor.
+    """Raise ``StateDictMismatchError`` if names or shapes differ: one line with the counts, the
+    first few names of each kind and the layout the file looks like (full lists on the error).
 
     Works on modules that live on the meta device (only names and shapes are compared).
     """
@@ -88,15 +142,17 @@ def check_state_dict(module: nn.Module, state_dict: Mapping[str, Tensor], *, sou
     )
     problems = []
     if missing:
-        problems.append(f"missing {len(missing)}: {', '.join(missing)}")
+        problems.append(f"missing {len(missing)}: {_first(missing)}")
     if unexpected:
-        problems.append(f"unexpected {len(unexpected)}: {', '.join(unexpected)}")
+        problems.append(f"unexpected {len(unexpected)}: {_first(unexpected)}")
     if mis_shaped:
-        problems.append(f"wrong shape {len(mis_shaped)}: {', '.join(mis_shaped)}")
+        problems.append(f"wrong shape {len(mis_shaped)}: {_first(mis_shaped)}")
     if problems:
-        raise CheckpointError(
-            f"{source} does not fit {type(module).__name__}: " + "; ".join(problems)
-            + " (is the config right for this checkpoint?)"
+        raise StateDictMismatchError(
+            f"{source} does not fit {type(module).__name__} ({len(expected)} tensors): the file looks like "
+            f"{describe_layout(list(state_dict))}; " + "; ".join(problems)
+            + " (is the config right for this checkpoint? `lavin --verbose` lists every name)",
+            missing=missing, unexpected=unexpected, mis_shaped=mis_shaped,
         )
 
 
@@ -132,11 +188,21 @@ def _join(url: str, name: str) -> str:
 
 
 def read_safetensors(url: str, *, device: str | torch.device = "cpu") -> dict[str, Tensor]:
-    """All tensors of a safetensors file at a local path or fsspec URL (memory-mapped when local)."""
+    """All tensors of a safetensors file at a local path or fsspec URL (memory-mapped when local).
+
+    ``device`` is checked first (``check_device``). safetensors pins host memory when it loads
+    straight onto an accelerator, so that path is taken only where pinning works (CUDA); elsewhere
+    the tensors are read on the CPU and moved.
+    """
+    device = check_device(device)
     fs, path = fsspec.core.url_to_fs(url)
+    if fs.isdir(path):
+        raise CheckpointError(f"{url} is a folder, not a safetensors file")
     try:
         if isinstance(fs, LocalFileSystem):
-            return safetensors.torch.load_file(path, device=str(device))
+            if supports_pinned_memory(device):
+                return safetensors.torch.load_file(path, device=str(device))
+            return {k: v.to(device) for k, v in safetensors.torch.load_file(path, device="cpu").items()}
         with fs.open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError as err:
@@ -155,33 +221,44 @@ def read_safetensors(url: str, *, device: str | torch.device = "cpu") -> dict[st
 
 
 def save_pretrained(module: nn.Module, config: Any, url: str) -> None:
-    """Write ``config.json`` and ``model.safetensors`` for ``module`` into the folder ``url``."""
-    fs, path = fsspec.core.url_to_fs(url)
-    fs.makedirs(path, exist_ok=True)
+    """Write ``config.json`` and ``model.safetensors`` for ``module`` into the folder ``url``, atomically.
+
+    The folder is filled under a temporary name and renamed into place (``atomic.atomic_folder``):
+    a reader, or a process killed mid-write, sees the complete old folder or the complete new
+    one. Other files already in the folder are kept. On object stores ``config.json``, which
+    every loader reads first, is written last.
+    """
     meta = {"_class_name": type(module).__name__, **config_to_dict(config)}
-    with fs.open(_join(path, CONFIG_NAME), "w") as f:
-        json.dump(meta, f, indent=2, sort_keys=False)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
-    if isinstance(fs, LocalFileSystem):  # straight to disk, without a second copy in memory
-        safetensors.torch.save_file(tensors, _join(path, WEIGHTS_NAME), metadata={"format": "pt"})
-        return
-    with fs.open(_join(path, WEIGHTS_NAME), "wb") as f:
-        f.write(safetensors.torch.save(tensors, metadata={"format": "pt"}))
+    with atomic_folder(url, last=(CONFIG_NAME,)) as folder:
+        with open(os.path.join(folder, CONFIG_NAME), "w") as f:
+            json.dump(meta, f, indent=2, sort_keys=False)
+        # straight to disk, without a second copy in memory
+        safetensors.torch.save_file(tensors, os.path.join(folder, WEIGHTS_NAME), metadata={"format": "pt"})
 
 
 def _read_config_json(url: str) -> dict[str, Any]:
     fs, path = fsspec.core.url_to_fs(url)
     source = _join(url, CONFIG_NAME)
+    if fs.isfile(path):
+        raise CheckpointError(f"{url} is a file, but a save_pretrained checkpoint is a folder ({CONFIG_NAME} + "
+                              f"{WEIGHTS_NAME}); pass the folder, or a .safetensors / .pt file where one is taken")
     try:
         with fs.open(_join(path, CONFIG_NAME), "r") as f:
             data = json.load(f)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, NotADirectoryError) as err:
         raise CheckpointError(f"no {CONFIG_NAME} at {url}; is it a folder written by save_pretrained?") from err
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{source} is not valid JSON: {err}") from err
     if not isinstance(data, dict):
         raise CheckpointError(f"{source} must hold a JSON object, got {type(data).__name__}")
     return data
+
+
+def _check_class(url: str, saved: str | None, wanted: str) -> None:
+    if saved is not None and saved != wanted:
+        raise CheckpointError(f"{url} holds a {saved} checkpoint, not a {wanted}; load it with {saved}.from_pretrained "
+                              f"(or pass it where a {saved} is taken)")
 
 
 def load_config(config_cls: type[C], url: str) -> C:
@@ -207,17 +284,14 @@ def load_pretrained(
     if config_cls is None:
         raise TypeError(f"pass config_cls: {build!r} has no config_class attribute")
     data = _read_config_json(url)
+    if isinstance(build, type):  # the saved class is known before the config is parsed
+        _check_class(url, data.get("_class_name"), build.__name__)
     config = config_from_dict(config_cls, data, source=_join(url, CONFIG_NAME))
     with torch.device("meta"):
         module = build(config)
     if dtype is not None:
         module.to(dtype)  # before loading, so that big checkpoints are cast once, tensor by tensor
-    saved_class = data.get("_class_name")
-    if saved_class is not None and saved_class != type(module).__name__:
-        raise CheckpointError(
-            f"{url} holds a {saved_class} checkpoint, not a {type(module).__name__}; "
-            f"load it with {saved_class}.from_pretrained"
-        )
+    _check_class(url, data.get("_class_name"), type(module).__name__)
     weights = _join(url, WEIGHTS_NAME)
     load_state_dict_strict(module, read_safetensors(weights, device=device), source=weights, assign=True)
     return module

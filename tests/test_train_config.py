@@ -121,8 +121,9 @@ def test_tiny_recipe_chains_the_vae_into_the_dit():
     folder = Path(__file__).parent.parent / "configs" / "lavin-tiny"
     vae, dit = load_config(folder / "vae.toml"), load_config(folder / "dit.toml")
     assert (vae.run.stage, dit.run.stage) == ("vae", "dit")
-    # `lavin train configs/lavin-tiny/vae.toml` writes runs/<run.name>/export, which dit.toml reads.
-    assert dit.model.vae == f"runs/{vae.run.name}/export"
+    # `lavin train configs/lavin-tiny/vae.toml` (from the repository root) writes runs/<run.name>/export,
+    # which dit.toml reads: its paths resolve against its own folder.
+    assert dit.model.vae == str(folder.parent.parent / "runs" / vae.run.name / "export")
     assert set(dit.tasks) <= set(vae.tasks)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
@@ -30,9 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lavin",
         description="LaVin: one vision model for many tasks, each defined by a few example pairs.",
     )
+    verbose = "on an error, also print its full details (e.g. every mismatched tensor name of a checkpoint)"
+    parser.add_argument("--verbose", action="store_true", help=verbose)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         importlib.import_module(module).add_parser(subparsers)
+    for command in subparsers.choices.values():  # `lavin run ... --verbose` works too
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose)
     return parser
 
 
@@ -48,10 +53,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return args.func(args) or 0
-    except (LavinError, ValueError, FileNotFoundError) as exc:
+        status = args.func(args) or 0
+        sys.stdout.flush()  # inside the try: a closed pipe shows up here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`lavin tasks | head`): stop quietly, as cat and ls do. Point stdout
+        # at /dev/null so that the final flush at exit cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, the status of a Unix tool killed by a closed pipe
+    except (LavinError, ValueError, FileNotFoundError, FileExistsError) as exc:
         # Bad input is reported in one line; anything else is a bug and keeps its traceback.
         print(f"lavin {args.command}: error: {exc}", file=sys.stderr)
+        if args.verbose and callable(getattr(exc, "details", None)):
+            print(exc.details(), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lavin {args.command}: interrupted", file=sys.stderr)

@@ -51,7 +51,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="with --processing-size 0: resize a query whose sides are not multiples of 16 "
                              "to the nearest size that is")
     add_model_arguments(parser)
-    parser.add_argument("--out", required=True, metavar="FILE", help="where to write the prediction (PNG)")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="where to write the prediction; its extension picks the format (.png, .jpg, .webp, "
+                             ".bmp, .tif; a clip: .png or .webp); written atomically; an existing file is refused "
+                             "unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -59,12 +63,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
-    from lavin_core.data.images import check_size, fit_size, resize, save_image, to_pixels
+    from lavin_core.data.images import check_size, fit_size, resize, to_pixels
+    from lavin_core.data.outputs import check_output_path, save_image
 
     options = sampling_options(args, seed=args.seed, num_pairs=args.num_pairs, processing_size=args.processing_size)
     if args.task is None and args.prompts is None:
         raise ValueError("name the task: --task NAME (see `lavin tasks`), or --prompts DIR with example pairs")
     query = to_pixels(args.query, what=args.query)
+    check_output_path(args.out, overwrite=args.overwrite, frames=query.shape[1])  # before any work
     registered = args.task is not None and args.task in _task_names()
     pipe, options = open_pipeline(args, options, combining=registered or not args.prompts)
     if options.processing_size == 0:
@@ -84,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         pairs = _task_pairs(task, args, query, size, options)
     out = pipe(pairs=pairs, query=query, task=task, options=options, progress=not args.quiet)
     prediction = out.predictions[0]
-    save_image(prediction, args.out)
+    save_image(prediction, args.out, overwrite=args.overwrite)
     height, width = prediction.shape[-2:]
     samples = len(out.samples[0])
     combined = f", {samples} samples combined" if samples > 1 else ""

@@ -15,7 +15,8 @@ from __future__ import annotations
 import attrs
 import torch
 
-from lavin_core.checkpoint import load_state_dict_strict, read_safetensors
+from lavin_core.checkpoint import load_state_dict_strict
+from lavin_core.official.torchfile import read_weights_file
 from lavin_core.jdit import PRESETS, JDiT, JDiTConfig
 
 
@@ -28,6 +29,9 @@ def load_dit(
 ) -> JDiT:
     """A ``JDiT`` with the official weights at ``path`` (local path or fsspec URL), in eval mode.
 
+    ``path`` is the authors' ``.safetensors`` file, or the same tensors in a torch file (read with
+    ``weights_only=True``: a pickle with code is refused).
+
     ``config`` gives the architecture (default: the ``lavin-3.4b`` preset, the released
     network); its ``time_convention`` is set to ``"official"``. The model is built on the meta
     device and takes the file's tensors on ``device``, cast to ``dtype`` if given (else float32).
@@ -37,5 +41,5 @@ def load_dit(
         model = JDiT(config)
     if dtype is not None:
         model.to(dtype)  # on the meta device: each tensor is cast once, as it loads
-    load_state_dict_strict(model, read_safetensors(path, device=device), source=str(path), assign=True)
+    load_state_dict_strict(model, read_weights_file(str(path), device=device), source=str(path), assign=True)
     return model.eval()

@@ -8,54 +8,11 @@ names are the official tensor names, so the state dict loads as is, strictly.
 
 from __future__ import annotations
 
-import pickle
-from collections.abc import Mapping
-
-import fsspec
 import torch
-from torch import Tensor
 
-from lavin_core.checkpoint import load_state_dict_strict, read_safetensors
-from lavin_core.errors import CheckpointError
+from lavin_core.checkpoint import load_state_dict_strict
+from lavin_core.official.torchfile import read_weights_file
 from lavin_core.stvae import PRESETS, STVAE, STVAEConfig
-
-
-def _unpickling_reason(err: Exception) -> str:
-    """The line of torch's weights-only refusal that names the offending object."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    named = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
-    return (named or lines or [type(err).__name__])[0]
-
-
-def read_torch_state_dict(path: str, *, device: str | torch.device = "cpu") -> dict[str, Tensor]:
-    """The tensors of a torch checkpoint at ``path``: its ``state_dict`` entry, or the file itself if it is one.
-
-    Raises ``CheckpointError`` if the file is missing, is not a torch file, holds pickled objects
-    other than tensors and plain containers, or has no name -> tensor mapping.
-    """
-    try:
-        with fsspec.open(path, "rb") as f:
-            data = torch.load(f, map_location=device, weights_only=True)
-    except FileNotFoundError as err:
-        raise CheckpointError(f"no checkpoint file at {path}") from err
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path} was refused: it holds pickled objects other than tensors ({_unpickling_reason(err)}); "
-            "only plain tensor checkpoints are loaded, never arbitrary pickles; convert it to safetensors "
-            "in a trusted environment"
-        ) from err
-    except Exception as err:  # torch.load raises many types on a corrupt file
-        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})") from err
-    state_dict = data.get("state_dict", data) if isinstance(data, Mapping) else data
-    if not isinstance(state_dict, Mapping) or not state_dict:
-        raise CheckpointError(
-            f"{path} holds {type(data).__name__}, not a state dict; expected a dict with a 'state_dict' "
-            "entry mapping tensor names to tensors"
-        )
-    not_tensors = sorted(str(k) for k, v in state_dict.items() if not isinstance(v, Tensor))
-    if not_tensors:
-        raise CheckpointError(f"{path}: state_dict entries that are not tensors: {', '.join(not_tensors)}")
-    return dict(state_dict)
 
 
 def load_vae(
@@ -74,10 +31,7 @@ def load_vae(
     """
     config = config or PRESETS["lavin-3.4b"]
     path = str(path)
-    if path.endswith(".safetensors"):
-        state_dict = read_safetensors(path, device=device)
-    else:
-        state_dict = read_torch_state_dict(path, device=device)
+    state_dict = read_weights_file(path, device=device)
     with torch.device("meta"):
         model = STVAE(config)
     load_state_dict_strict(model, state_dict, source=path, assign=True)

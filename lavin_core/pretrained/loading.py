@@ -12,7 +12,9 @@ import fsspec
 import torch
 from torch import nn
 
+from lavin_core.devices import check_device
 from lavin_core.errors import CheckpointError
+from lavin_core.official.torchfile import TORCH_SUFFIXES
 from lavin_core.interfaces import Denoiser, Encoder
 from lavin_core.pretrained import folders
 
@@ -33,6 +35,21 @@ def _missing(kind: str, path: str, official: str) -> CheckpointError:
     )
 
 
+def _file_kind(kind: str, path: str, official: str) -> str:
+    """``"folder"``, ``"safetensors"`` or ``"torch"`` for an existing ``path``; a one-line error for any other file."""
+    fs, root = fsspec.core.url_to_fs(path)
+    if fs.isdir(root):
+        return "folder"
+    if path.endswith(".safetensors"):
+        return "safetensors"
+    if path.endswith(TORCH_SUFFIXES):
+        return "torch"
+    raise CheckpointError(
+        f"{path} is a file of unknown kind, not a {kind} checkpoint; pass a folder written by save_pretrained, "
+        f"the authors' {official} (.safetensors or a torch file {', '.join(TORCH_SUFFIXES)}), or {RANDOM_PREFIX}PRESET"
+    )
+
+
 def _random_model(build, config, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -43,6 +60,7 @@ def load_denoiser(spec: str | Denoiser, *, device="cpu", dtype: torch.dtype | No
     """A J-DiT from ``spec``: a module (used as is), ``random:PRESET``, one of our checkpoint folders,
     a shipped model name or model folder (its ``dit/``, see ``lavin_core.pretrained``), or the authors'
     ``lavin_dit.safetensors`` (through ``official.load_dit``)."""
+    device = check_device(device)
     if isinstance(spec, nn.Module):
         return spec.to(device=device, dtype=dtype)
     from lavin_core.jdit import JDiT, get_preset
@@ -53,7 +71,7 @@ def load_denoiser(spec: str | Denoiser, *, device="cpu", dtype: torch.dtype | No
         return model.to(device=device, dtype=dtype).eval()
     if not _exists(spec):
         raise _missing("J-DiT", spec, "lavin_dit.safetensors")
-    if spec.endswith(".safetensors"):
+    if _file_kind("J-DiT", spec, "lavin_dit.safetensors") != "folder":
         from lavin_core.official import load_dit
 
         return load_dit(spec, device=device, dtype=dtype).eval()
@@ -64,6 +82,7 @@ def load_encoder(spec: str | Encoder, *, device="cpu", dtype: torch.dtype | None
     """An ST-VAE from ``spec``: a module (used as is), ``random:PRESET``, one of our checkpoint folders,
     a shipped model name or model folder (its ``vae/``), or the authors' ``stvae.pt`` (or its tensors
     as ``.safetensors``, through ``official.load_vae``)."""
+    device = check_device(device)
     if isinstance(spec, nn.Module):
         return spec.to(device=device, dtype=dtype)
     from lavin_core.stvae import STVAE, get_preset
@@ -74,7 +93,7 @@ def load_encoder(spec: str | Encoder, *, device="cpu", dtype: torch.dtype | None
         return model.to(device=device, dtype=dtype).eval()
     if not _exists(spec):
         raise _missing("ST-VAE", spec, "stvae.pt")
-    if spec.endswith((".pt", ".pth", ".safetensors")):
+    if _file_kind("ST-VAE", spec, "stvae.pt") != "folder":
         from lavin_core.official import load_vae
 
         return load_vae(spec, device=device, dtype=dtype).eval()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import tomllib
 import types
 import typing
@@ -322,9 +323,73 @@ def read_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+#: Keys whose values are local paths (or URLs, or model names): the relative paths among them
+#: resolve against the folder of the config file, or the current folder for ``--set`` values.
+PATH_KEYS = (("model", "vae"), ("model", "init"), ("data", "templates"), ("data", "caches"))
+#: The rule, for error messages.
+PATH_RULE = ("relative paths in a config file resolve against the file's folder, "
+             "those given with --set against the current folder")
+
+
+def _is_local_path(value: str) -> bool:
+    from lavin_core.pretrained.folders import MODELS
+
+    return bool(value) and "://" not in value and value not in MODELS and not value.startswith("random:")
+
+
+def resolve_path(value: Any, base: Path) -> Any:
+    """``value`` with a relative local path made absolute against ``base``; URLs and model names as they are."""
+    if not isinstance(value, str) or not _is_local_path(value) or os.path.isabs(value):
+        return value
+    return os.path.normpath(os.path.join(os.path.abspath(base), os.path.expanduser(value)))
+
+
+def _resolve_paths(data: dict[str, Any], base: Path, *, source: str) -> dict[str, Any]:
+    """A copy of raw config ``data`` with the ``PATH_KEYS`` resolved against ``base``.
+
+    A path that exists only relative to the current folder (the usual slip: a config written to be
+    run from elsewhere) is a ``ConfigError`` that says how it was resolved.
+    """
+    result = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    for section, key in PATH_KEYS:
+        table = result.get(section)
+        if not isinstance(table, dict) or key not in table:
+            continue
+        value = table[key]
+        values = value if isinstance(value, list) else [value]
+        resolved = [resolve_path(item, base) for item in values]
+        for item, where in zip(values, resolved):
+            if item != where and not os.path.exists(where) and os.path.exists(item):
+                raise ConfigError(
+                    f"{section}.{key} = {item!r} in {source} resolves to {where}, which does not exist ({PATH_RULE}); "
+                    f"{item} exists relative to the current folder: write {os.path.relpath(os.path.abspath(item), base)!r} "
+                    "or an absolute path"
+                )
+        table[key] = resolved if isinstance(value, list) else resolved[0]
+    return result
+
+
+def check_local_path(key: str, value: str, what: str) -> None:
+    """``ConfigError`` if ``value`` of config key ``key`` is a local path where nothing exists."""
+    if _is_local_path(value) and not os.path.exists(value):
+        raise ConfigError(f"{key}: no {what} at {value} ({PATH_RULE})")
+
+
 def load_config(path: str | Path, overrides: list[str] = ()) -> TrainConfig:
-    """The ``TrainConfig`` of a config file with ``--set``-style ``overrides`` applied."""
-    return from_dict(TrainConfig, apply_overrides(read_file(path), list(overrides)))
+    """The ``TrainConfig`` of a config file with ``--set``-style ``overrides`` applied.
+
+    Paths (``PATH_KEYS``) come back absolute: relative ones in the file against its folder, those
+    of ``overrides`` against the current folder; the saved ``config.toml`` of a run therefore
+    works from anywhere.
+    """
+    path = Path(path)
+    data = _resolve_paths(read_file(path), path.parent, source=str(path))
+    given = _resolve_paths(apply_overrides({}, list(overrides)), Path.cwd(), source="--set")
+    merged = apply_overrides(data, list(overrides))
+    for section, key in PATH_KEYS:
+        if key in given.get(section, {}):
+            merged[section][key] = given[section][key]
+    return from_dict(TrainConfig, merged)
 
 
 # ---------------------------------------------------------------------------------------------

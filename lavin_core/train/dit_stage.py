@@ -23,7 +23,7 @@ from lavin_core.data.loader import ContextBatch, ContextLoader, mix_seed
 from lavin_core.pretrained import model_part
 from lavin_core.samplers import EulerSampler, get_schedule, null_context
 from lavin_core.stvae import STVAE
-from lavin_core.train.config import TrainConfig
+from lavin_core.train.config import TrainConfig, check_local_path
 from lavin_core.train.data import data_sources, make_loader
 from lavin_core.train.distributed import DistInfo
 
@@ -98,6 +98,7 @@ class DiTStage:
                 "the dit stage needs a trained ST-VAE: set model.vae to the folder a vae-stage run exported "
                 "(RUN_DIR/export), e.g. --set model.vae=runs/lavin-tiny-vae/export"
             )
+        check_local_path("model.vae", config.model.vae, "trained ST-VAE")
         vae = model_part(config.model.vae, "vae")
         self.vae = STVAE.from_pretrained(vae, device=info.device).requires_grad_(False).eval()
         if self.vae.latent_channels != model_config.in_channels:

@@ -27,7 +27,7 @@ from lavin_core.errors import LavinError
 from lavin_core.pretrained import model_part
 from lavin_core.train import distributed as dist_utils
 from lavin_core.train.checkpointing import CheckpointManager, export_pretrained, full_model_state, latest_checkpoint
-from lavin_core.train.config import TrainConfig, dump_toml
+from lavin_core.train.config import TrainConfig, check_local_path, dump_toml
 from lavin_core.train.ema import EMA
 from lavin_core.train.metrics import MetricsLogger
 
@@ -107,6 +107,7 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
     seed_everything(config.run.seed)
     stage = build_stage(config, info)
     if config.model.init and not (resume and latest is not None):
+        check_local_path("model.init", config.model.init, "weights to start from")
         load_pretrained_into(stage.model, stage.export_config(), model_part(config.model.init, stage.name))
     model = stage.model.to(info.device)
     ema = EMA(model, config.train.ema_decay)

@@ -1,0 +1,51 @@
+"""Device strings checked once, up front: ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+
+    device = check_device("cuda:1")   # torch.device, or one line saying what is wrong and what works
+
+A typo (``gpu0``) or a device this machine lacks is a ``DeviceError`` before any weights are
+read, instead of a traceback from deep inside a loader (``pin_memory`` without CUDA, an invalid
+device reported as an unreadable file).
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from lavin_core.errors import LavinError
+
+#: The device forms LaVin takes, for messages.
+DEVICE_FORMS = "cpu, cuda, cuda:N or mps"
+_DEVICE = re.compile(r"(cpu|cuda|mps)(?::(\d+))?")
+
+
+class DeviceError(LavinError, ValueError):
+    """A device string that is malformed or names a device this machine does not have."""
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device`` once it is known to exist here; ``DeviceError`` otherwise."""
+    spec = str(device).strip()
+    match = _DEVICE.fullmatch(spec)
+    if match is None:
+        raise DeviceError(f"unknown device {spec!r}; use {DEVICE_FORMS}")
+    kind, index = match.group(1), match.group(2)
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise DeviceError(f"device {spec!r}: CUDA is not available here (PyTorch {torch.__version__}, {build}, "
+                              "no visible GPU); use cpu")
+        count = torch.cuda.device_count()
+        if index is not None and int(index) >= count:
+            raise DeviceError(f"device {spec!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {spec!r}: MPS (Apple GPU) is not available here; use cpu")
+    if kind == "cpu" and index not in (None, "0"):
+        raise DeviceError(f"device {spec!r}: there is one CPU device, cpu (or cpu:0)")
+    return torch.device(spec)
+
+
+def supports_pinned_memory(device: str | torch.device) -> bool:
+    """Whether host memory may be pinned for copies to ``device`` (CUDA only; pinning needs its allocator)."""
+    return torch.device(device).type == "cuda" and torch.cuda.is_available()
