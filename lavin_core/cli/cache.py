@@ -36,7 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--option", action="append", default=[], metavar="KEY=VALUE",
         help="another task option (VALUE is read as JSON if it parses, else as text); repeatable",
     )
-    build.add_argument("--batch-size", type=int, default=8, help="examples encoded at once (default 8)")
+    build.add_argument("--batch-size", type=int, default=8, help="examples made and committed per round (default 8); each is encoded on its own, so the "
+                            "cache's bytes do not depend on it")
     build.add_argument("--device", default="cpu", help="device for the encoder (default cpu)")
     build.set_defaults(func=run_build)
 

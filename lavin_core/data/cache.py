@@ -21,8 +21,9 @@ Safety scheme (write, then commit):
   never see them, and the next build (resume) encodes exactly the uncommitted examples again.
 - Two writers on one cache need no lock: they create identical metadata (creation never
   overwrites), skip what the other already committed (the commit list is re-read before every
-  batch), and if both encode one example they write the same example with the same encoder, so
-  whichever chunk and commit land last is as valid as the other.
+  batch), and if both encode one example they write the same bytes (examples are encoded one at
+  a time, so the result does not depend on which others shared a batch), so whichever chunk and
+  commit land last is identical to the other.
 - The fingerprint hashes the encoder's class and every weight, plus the preprocessing (task,
   its options, seed, pixel shapes). Opening or extending a cache with another fingerprint raises
   ``StaleCacheError``.
@@ -33,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -44,6 +44,7 @@ import torch
 import zarr
 from torch import Tensor
 
+from lavin_core.atomic import write_bytes_to
 from lavin_core.errors import LavinError
 from lavin_core.interfaces import Encoder, Task
 from lavin_core.data.latents import pixel_key
@@ -111,15 +112,6 @@ def _store(url: str, *, read_only: bool) -> zarr.abc.store.Store:
     if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
         return zarr.storage.LocalStore(path, read_only=read_only)  # atomic chunk writes (temp file + rename)
     return zarr.storage.FsspecStore.from_url(url, read_only=read_only)
-
-
-def _atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
-    """Write ``data`` so that ``path`` appears whole or not at all."""
-    folder, name = path.rsplit("/", 1)
-    temporary = f"{folder}/.tmp-{uuid.uuid4().hex}-{name}"
-    fs.makedirs(folder, exist_ok=True)
-    fs.pipe_file(temporary, data)
-    fs.mv(temporary, path)
 
 
 @attrs.frozen(kw_only=True)
@@ -260,7 +252,7 @@ class ZarrLatentCache:
     def _write(self, index: int, input_latents: np.ndarray, target_latents: np.ndarray, record: dict[str, Any]) -> None:
         self._inputs[index] = input_latents
         self._targets[index] = target_latents
-        _atomic_write(self._fs, f"{self._commit_dir()}/{index:08d}.json", json.dumps(record).encode())
+        write_bytes_to(self._fs, f"{self._commit_dir()}/{index:08d}.json", json.dumps(record).encode())
         self._commits[index] = record
 
 
@@ -324,11 +316,21 @@ def _create_or_open(url: str, attributes: dict[str, Any], input_shape, target_sh
 
 
 def _encode(encoder: Encoder, pixels: list[Tensor]) -> np.ndarray:
+    """Latents of each pixel tensor, encoded one at a time.
+
+    One at a time, not as a batch: convolution and matmul kernels pick their blocking, and so
+    their summation order, by batch size, so an example encoded in a batch of 8 and in a batch of
+    3 differs in the last bits (2e-6). Alone, an example's latents depend on nothing but its
+    pixels and the encoder, so two builders (or a resumed build) write it bit for bit the same.
+    """
     param = next(encoder.parameters(), None)
-    batch = torch.stack(pixels)
-    if param is not None:
-        batch = batch.to(device=param.device, dtype=param.dtype)
-    return encoder.encode(batch).float().cpu().numpy()
+    out = []
+    for item in pixels:
+        batch = item.unsqueeze(0)
+        if param is not None:
+            batch = batch.to(device=param.device, dtype=param.dtype)
+        out.append(encoder.encode(batch).float().cpu().numpy()[0])
+    return np.stack(out)
 
 
 def _first_example(task: Task, seed: int) -> Any:
@@ -368,7 +370,9 @@ def build_cache(
     """Encode ``count`` examples of ``task`` (seed ``seed``) into the cache at ``url``; resumes if it exists.
 
     Examples already committed (by an earlier, interrupted run or by a concurrent writer) are not
-    encoded again. Returns the cache, opened for reading.
+    encoded again. ``batch_size`` examples are made, encoded (each on its own, see ``_encode``)
+    and committed per round, so the bytes written never depend on it. Returns the cache, opened
+    for reading.
     """
     if count < 1 or batch_size < 1:
         raise ValueError(f"count and batch_size must be >= 1, got count={count}, batch_size={batch_size}")
