@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lavin_core.atomic import write_text
 from lavin_core.evaluation.cases import BASELINES, EVAL_SEED, better, combine_samples, draw_cases, json_ready, mean_scores, predict_samples, score
 from lavin_core.samplers import sampler_name
 
@@ -176,8 +177,9 @@ def write_bench(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "bench.json", out / "bench.md"
-    json_path.write_text(json.dumps(json_ready(result), indent=2) + "\n")
-    md_path.write_text(markdown_table(result))
+    # Each file is written atomically: a killed bench leaves the previous file or the new one.
+    write_text(json_path, json.dumps(json_ready(result), indent=2) + "\n")
+    write_text(md_path, markdown_table(result))
     return json_path, md_path
 
 

@@ -13,6 +13,7 @@ With scikit-image installed, restoration tasks get extra rows on its bundled sam
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ import attrs
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from lavin_core.atomic import write_bytes, write_text
 from lavin_core.evaluation.cases import EVAL_SEED, Case, combine_samples, copy_query, draw_cases, json_ready, predict_samples, score
 from lavin_core.data.images import to_pil
 from lavin_core.interfaces import Task
@@ -180,6 +182,9 @@ def write_demo(rows: Sequence[DemoRow], out_dir: str | Path, *, meta: dict[str, 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     png, metrics = out / "demo.png", out / "metrics.json"
-    make_grid(rows).save(png)
-    metrics.write_text(json.dumps(json_ready(demo_metrics(rows, meta)), indent=2) + "\n")
+    # Each file is written atomically: a killed demo leaves the previous file or the new one.
+    buffer = io.BytesIO()
+    make_grid(rows).save(buffer, format="PNG")
+    write_bytes(png, buffer.getvalue())
+    write_text(metrics, json.dumps(json_ready(demo_metrics(rows, meta)), indent=2) + "\n")
     return png, metrics

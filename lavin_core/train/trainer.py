@@ -22,6 +22,7 @@ import attrs
 import numpy as np
 import torch
 
+from lavin_core.atomic import write_text
 from lavin_core.checkpoint import load_pretrained_into
 from lavin_core.errors import LavinError
 from lavin_core.pretrained import model_part
@@ -138,7 +139,7 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
         stage.load_extra_state(trainer_state["stage"])
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CONFIG_FILE).write_text(dump_toml(config))
+        write_text(run_dir / CONFIG_FILE, dump_toml(config))
 
     def save(step: int) -> Path:
         return manager.save(
