@@ -19,6 +19,7 @@ data, training and evaluation all write the same way.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import uuid
@@ -137,17 +138,22 @@ def atomic_folder(url: str | os.PathLike, *, last: Sequence[str] = ()) -> Iterat
 
 def _carry_over(old: str, new: str) -> None:
     """Link (or copy) into ``new`` every entry of the folder ``old`` that ``new`` lacks."""
-    if not os.path.isdir(old):
+    try:
+        names = os.listdir(old) if os.path.isdir(old) else []
+    except FileNotFoundError:
         return
     written = set(os.listdir(new))
-    for name in os.listdir(old):
+    for name in names:
         if name in written or name.startswith(TEMP_PREFIX):
             continue
         source, target = os.path.join(old, name), os.path.join(new, name)
-        if os.path.isdir(source) and not os.path.islink(source):
-            shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
-        else:
-            _link_or_copy(source, target)
+        try:
+            if os.path.isdir(source) and not os.path.islink(source):
+                shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(source, target)
+        except FileNotFoundError:  # a concurrent writer replaced the old folder meanwhile
+            continue
 
 
 def _link_or_copy(source: str, target: str) -> None:
@@ -164,15 +170,30 @@ def _fsync_file(path: str) -> None:
 
 
 def _replace_folder(new: str, path: str) -> None:
-    """Rename ``new`` onto ``path``; an existing folder there is moved aside, then deleted."""
-    if not os.path.exists(path):
-        os.rename(new, path)
+    """Rename ``new`` onto ``path``; an existing folder there is moved aside, then deleted.
+
+    Two writers racing on one folder both succeed, one after the other: a rename that finds
+    another writer's folder freshly in place goes around again.
+    """
+    for _ in range(100):
+        aside = None
+        if os.path.lexists(path):
+            aside = temporary_name(path)
+            try:
+                os.rename(path, aside)
+            except FileNotFoundError:  # another writer moved it aside first
+                aside = None
+        try:
+            os.rename(new, path)
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                if aside is not None:
+                    os.rename(aside, path)  # put the old folder back: never leave nothing where something was
+                raise
+            if aside is not None:  # another writer's complete folder landed meanwhile; ours goes next
+                shutil.rmtree(aside, ignore_errors=True)
+            continue
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
         return
-    aside = temporary_name(path)
-    os.rename(path, aside)
-    try:
-        os.rename(new, path)
-    except BaseException:
-        os.rename(aside, path)  # put the old folder back: never leave nothing where something was
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
+    raise OSError(f"could not move {new} to {path}: other writers kept replacing it")

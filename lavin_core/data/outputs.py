@@ -66,10 +66,10 @@ def check_output_path(url: str | os.PathLike, *, overwrite: bool, frames: int = 
     an existing file unless ``overwrite``.
     """
     url = os.fspath(url)
-    fmt = output_format(url, frames=frames)
     fs, path = fsspec.core.url_to_fs(url)
     if fs.isdir(path):
         raise ImageError(f"{url} is a folder; --out takes a file name such as {url.rstrip('/')}/prediction.png")
+    fmt = output_format(url, frames=frames)
     parent = path.rstrip("/").rpartition("/")[0]
     if parent and fs.exists(parent) and not fs.isdir(parent):
         raise ImageError(f"cannot write {url}: {parent} is a file, not a folder")

@@ -41,6 +41,8 @@ def read_torch_state_dict(path: str, *, device: str | torch.device = "cpu") -> d
     except IsADirectoryError as err:
         raise CheckpointError(f"{path} is a folder, not a torch checkpoint file") from err
     except pickle.UnpicklingError as err:
+        if "GLOBAL" not in str(err):  # not objects the safe unpickler refused: bytes that are no pickle
+            raise CheckpointError(f"{path} is not a readable torch checkpoint ({_unpickling_reason(err)})") from err
         raise CheckpointError(
             f"{path} was refused, nothing in it was run: it is a pickle with objects other than tensors, "
             f"possibly code ({_unpickling_reason(err)}); "
