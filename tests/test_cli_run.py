@@ -44,7 +44,9 @@ def files(tmp_path):
 
 
 def run(args, capsys):
-    status = main(["run", *args])
+    # These tests write one --out many times; the refusal of an existing file without
+    # --overwrite is checked in test_reliability.py.
+    status = main(["run", "--overwrite", *args])
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 

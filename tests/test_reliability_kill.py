@@ -49,6 +49,14 @@ def kill(process: subprocess.Popen) -> None:
     process.wait()
 
 
+def run_side_by_side(script: str, *args: str) -> None:
+    """Two processes running ``script`` at once; both must succeed."""
+    writers = [spawn(script, *args) for _ in range(2)]
+    for writer in writers:
+        _, err = writer.communicate(timeout=180)
+        assert writer.returncode == 0, err.decode()[-1500:]
+
+
 def visible(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
 
@@ -79,10 +87,7 @@ def test_kill_during_save_pretrained_leaves_a_loadable_folder_or_none(tmp_path, 
 def test_two_processes_saving_one_folder_both_finish(tmp_path):
     target = tmp_path / "export"
     script = SAVE_LOOP.replace("range(10_000)", "range(3)")
-    writers = [spawn(script, str(target)) for _ in range(2)]
-    for writer in writers:
-        _, err = writer.communicate(timeout=180)
-        assert writer.returncode == 0, err.decode()[-1500:]
+    run_side_by_side(script, str(target))
     assert visible(tmp_path) == [target]
     loaded = STVAE.from_pretrained(str(target)).state_dict()
     expected = []
@@ -117,10 +122,7 @@ def test_kill_during_an_output_write_leaves_a_whole_image(tmp_path, delay):
 def test_two_processes_writing_one_output_leave_one_whole_image(tmp_path):
     out = tmp_path / "prediction.png"
     script = IMAGE_LOOP.replace("range(10_000)", "range(3)")
-    writers = [spawn(script, str(out)) for _ in range(2)]
-    for writer in writers:
-        _, err = writer.communicate(timeout=180)
-        assert writer.returncode == 0, err.decode()[-1500:]
+    run_side_by_side(script, str(out))
     assert visible(tmp_path) == [out] and to_pixels(str(out)).shape == (3, 1, 512, 512)
 
 
