@@ -96,7 +96,8 @@ def test_resume_after_a_kill_encodes_only_what_is_missing(task, tmp_path):
     writer = spawn(writer_script(url, count, delay=0.3))
     commits = tmp_path / "killed.zarr" / "commits"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(commits.glob("*.json")) if commits.exists() else []) < 4:
+    # Commit files only: a hidden .tmp-* file is a commit still being written (pathlib's glob lists dot files).
+    while time.monotonic() < deadline and len([p for p in commits.glob("[!.]*.json")] if commits.exists() else []) < 4:
         time.sleep(0.05)
     writer.send_signal(signal.SIGKILL)
     writer.wait()

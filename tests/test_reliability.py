@@ -578,3 +578,25 @@ def test_verbose_lists_every_mismatched_tensor(tmp_path, query, capsys):
     assert_one_line(short)
     status, long = run_cli(capsys, ["--verbose", *argv])
     assert status == 2 and len(long.splitlines()) > 100 and "missing: answer_embed" in long
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["tasks", "plugins", "cache info {cache}"])
+def test_listing_commands_survive_a_closed_pipe(tmp_path, command):
+    import subprocess
+    import sys
+
+    import registry
+    from lavin_core.data.cache import build_cache
+    from tests.standin import PoolEncoder
+
+    cache = tmp_path / "c.zarr"
+    if "{cache}" in command:
+        build_cache(registry.get_task("edges", size=32), PoolEncoder(), str(cache), count=2)
+    lavin = f"{sys.executable} -c 'import sys; from lavin_core.cli import main; sys.exit(main())'"
+    # `head -c 1` closes the pipe after one byte, long before the listing ends.
+    shell = f"{lavin} {command.format(cache=cache)} | head -c 1 > /dev/null; echo ${{PIPESTATUS[0]}}"
+    done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.stdout.strip() in ("0", "141")  # 141: stopped by the closed pipe, as cat would be
