@@ -4,7 +4,7 @@ point exactly as a third-party plugin is (see ``pyproject.toml``).
 Tasks: depth, normals, semantic and foreground segmentation, edges, detection, pose (from the
 procedural scenes of ``lavin_plugins.scenes``); colorization, denoising, deblurring, inpainting,
 low-light enhancement, deraining (any RGB source, ``lavin_plugins.photos``); frame prediction
-(moving scenes); and ``folder``, a task backed by a template folder on disk or at any fsspec URL.
+(moving scenes); video depth, normals, segmentation and depth-to-video (``lavin_plugins.tasks.video_scenes``); and ``folder``, a task backed by a template folder on disk or at any fsspec URL.
 Prompt samplers: random, fixed, nearest (``lavin_plugins.samplers``).
 """
 

@@ -6,11 +6,14 @@ Accepted inputs (``to_pixels``):
 - ``PIL.Image.Image``: any mode, converted to RGB;
 - ``numpy.ndarray``: ``(H, W, 3)`` or ``(T, H, W, 3)`` (or grey ``(H, W)``), uint8 in [0, 255]
   or float in [0, 1] (the numpy/scikit-image convention);
-- a path or fsspec URL (``str`` / ``os.PathLike``) of an image file PIL can read (PNG, JPEG, ...);
+- a path or fsspec URL (``str`` / ``os.PathLike``) of an image file PIL can read (PNG, JPEG, ...),
+  of a clip (MP4 and the other ffmpeg formats with the ``video`` extra, animated GIF, animated
+  PNG: every frame, see ``lavin_core.data.video``) or of a folder of frames;
 - a list or tuple of any of these single images: the frames of a clip.
 
-Outputs: ``to_pil`` (one image per frame), ``to_uint8`` (``(T, H, W, 3)`` arrays) and
-``save_image`` (PNG; an animated PNG for a clip).
+``read_clip`` reads a clip file of any length with its frame rate (``to_pixels`` insists on the
+``1 + 4k`` frames the model takes). Outputs: ``to_pil`` (one image per frame), ``to_uint8``
+(``(T, H, W, 3)`` arrays) and ``save_image`` (PNG, GIF, APNG or MP4 by the extension).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import io
 import os
 from typing import Any
 
+import attrs
 import fsspec
 import numpy as np
 import torch
@@ -27,6 +31,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from lavin_core.context import check_pixels
+from lavin_core.data import video
 from lavin_core.errors import LavinError
 
 
@@ -53,6 +58,31 @@ def read_image(url: str | os.PathLike) -> Image.Image:
             return image.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise ImageError(f"{url} is not a readable image (PNG, JPEG, ...): {err}") from None
+
+
+@attrs.frozen
+class Clip:
+    """A clip as read from a file: pixels ``(3, T, H, W)`` in [-1, 1] (any ``T``) and its frame
+    rate (None when the source has none: a still image or a frame folder)."""
+
+    pixels: Tensor
+    fps: float | None
+
+    @property
+    def num_frames(self) -> int:
+        return self.pixels.shape[1]
+
+
+def read_clip(url: str | os.PathLike) -> Clip:
+    """Every frame of the image, clip or frame folder at ``url``, with its frame rate.
+
+    ``ImageError`` (one line) when it is missing, unreadable, empty or mixes frame sizes.
+    """
+    try:
+        frames = video.read_frames(url)
+    except video.ClipError as err:
+        raise ImageError(str(err)) from None
+    return Clip(_from_uint8_hwc(frames.array), frames.fps)
 
 
 def _from_uint8_hwc(array: np.ndarray) -> Tensor:
@@ -100,7 +130,7 @@ def _single(value: Any, what: str) -> Tensor:
     if isinstance(value, np.ndarray):
         return _from_numpy(value, what)
     if isinstance(value, (str, os.PathLike)):
-        return _from_uint8_hwc(np.asarray(read_image(value))[None])
+        return read_clip(value).pixels
     raise ImageError(
         f"{what}: cannot use a {type(value).__name__} as an image; pass a tensor, PIL image, "
         f"numpy array, file path or URL, or a list of them for a clip"
@@ -117,6 +147,8 @@ def to_pixels(value: Any, *, what: str = "image") -> Tensor:
         if not value:
             raise ImageError(f"{what}: an empty list has no frames")
         frames = [_single(frame, f"{what}[{index}]") for index, frame in enumerate(value)]
+        if any(frame.shape[1] != 1 for frame in frames):
+            raise ImageError(f"{what}: a list of frames must hold single images, not clips")
         shapes = {tuple(frame.shape[2:]) for frame in frames}
         if len(shapes) > 1:
             raise ImageError(f"{what}: the frames of a clip must share one size, got {sorted(shapes)}")
@@ -189,23 +221,17 @@ def to_pil(pixels: Tensor) -> list[Image.Image]:
     return [Image.fromarray(frame) for frame in to_uint8(pixels)]
 
 
-def save_image(pixels: Tensor, url: str | os.PathLike, *, fps: float = 8.0) -> None:
-    """Write ``(3, T, H, W)`` pixels as a PNG at a local path or fsspec URL; a clip as an animated PNG."""
+def save_image(pixels: Tensor, url: str | os.PathLike, *, fps: float | None = None) -> None:
+    """Write ``(3, T, H, W)`` pixels to a local path or fsspec URL, atomically, in the format of its
+    extension: ``.png`` (an animated PNG for a clip), ``.gif``, ``.apng``, or ``.mp4`` (and the
+    other ffmpeg formats, with the ``video`` extra); a single image may also be ``.jpg`` and the
+    other formats Pillow writes. ``fps``: the clip's frame rate (default ``video.DEFAULT_FPS``)."""
     url = os.fspath(url)
-    frames = to_pil(pixels)
-    buffer = io.BytesIO()
-    if len(frames) == 1:
-        frames[0].save(buffer, format="PNG")
-    else:
-        frames[0].save(
-            buffer, format="PNG", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0
-        )
+    frames = to_uint8(pixels)
     try:
-        fs, path = fsspec.core.url_to_fs(url)
-        parent = os.path.dirname(path)
-        if parent:
-            fs.makedirs(parent, exist_ok=True)
-        with fs.open(path, "wb") as f:
-            f.write(buffer.getvalue())
-    except (PermissionError, IsADirectoryError, NotADirectoryError) as err:
-        raise ImageError(f"cannot write {url}: {err.strerror or err}") from None
+        if video.extension(url) in (*video.ANIMATED_EXTENSIONS, *video.FFMPEG_EXTENSIONS) or len(frames) > 1:
+            video.write_frames(frames, url, fps=fps)
+        else:
+            video.write_still(frames[0], url)
+    except video.ClipError as err:
+        raise ImageError(str(err)) from None

@@ -17,6 +17,13 @@ from lavin_plugins.tasks.restoration import (
 )
 from lavin_plugins.tasks.segmentation import ForegroundSegmentationTask, SemanticSegmentationTask
 from lavin_plugins.tasks.video import FramePredictionTask
+from lavin_plugins.tasks.video_scenes import (
+    VIDEO_SCENE_TASKS,
+    DepthToVideoTask,
+    VideoDepthTask,
+    VideoNormalsTask,
+    VideoSegmentationTask,
+)
 
 BUILTIN_TASKS = (
     DepthTask,
@@ -33,6 +40,7 @@ BUILTIN_TASKS = (
     LowLightTask,
     DerainingTask,
     FramePredictionTask,
+    *VIDEO_SCENE_TASKS,
 )
 
 __all__ = [
@@ -41,6 +49,7 @@ __all__ = [
     "DeblurringTask",
     "DenoisingTask",
     "DepthTask",
+    "DepthToVideoTask",
     "DerainingTask",
     "DetectionTask",
     "EdgeDetectionTask",
@@ -53,6 +62,9 @@ __all__ = [
     "PoseTask",
     "RestorationTask",
     "SemanticSegmentationTask",
+    "VideoDepthTask",
+    "VideoNormalsTask",
+    "VideoSegmentationTask",
     "from_pixels",
     "parse_size",
     "to_pixels",
