@@ -4,7 +4,7 @@
     lavin bench --tasks depth edges --count 8 --out bench/
 
 Baselines: copy the query; the mean of the example targets; the target of the example whose
-input is nearest to the query. Writes ``bench.json`` and ``bench.md`` into ``--out``.
+input is nearest to the query; for video tasks, the same model run on each frame alone. Writes ``bench.json`` and ``bench.md`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     print(text_table(result))
     print(f"\n{name} beats the best baseline on the main metric (*) of {result['wins_on_trained']} of "
           f"{result['trained_count']} trained tasks")
+    if result["per_frame_count"]:
+        print(f"{name} beats the per-frame model (each frame alone) on the temporal metric of "
+              f"{result['temporal_wins_vs_per_frame']} of {result['per_frame_count']} video tasks")
     json_path, md_path = write_bench(result, args.out)
     print(f"wrote {json_path} and {md_path}")
     return 0

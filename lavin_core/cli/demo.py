@@ -61,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from lavin_core.evaluation.demo import DEMO_TASKS, run_demo, text_table, write_demo
+    from lavin_core.evaluation.demo import DEMO_TASKS, animation_name, clip_rows, run_demo, text_table, write_demo
 
     if args.num_pairs < 1:
         raise ValueError(f"--num-pairs must be at least 1, got {args.num_pairs}")
@@ -80,4 +80,8 @@ def run(args: argparse.Namespace) -> int:
     print(text_table(rows, name))
     print(f"\nwrote {png} and {metrics} in {time.perf_counter() - start:.0f} s "
           f"(a row per task: example pairs, query, prediction, ground truth)")
+    animated = clip_rows(rows)
+    if animated:
+        print(f"wrote an animated GIF per clip task in {args.out}: "
+              + ", ".join(animation_name(row) for row in animated) + " (query | prediction | truth)")
     return 0

@@ -9,6 +9,11 @@ every prediction read back with ``task.read`` and scored with ``task.score``; sc
 over cases. A task "wins" when the model beats the best baseline on the task's main metric.
 Tasks the model was not trained on are marked held out.
 
+Video tasks whose targets match their query frame by frame also get the ``per_frame_model``
+baseline (``per_frame``): the same model run on each frame alone, as an image task. Beating
+it, above all on the temporal metrics, is what joint space-time attention is for; the result
+counts the tasks where the model's temporal metric beats it (``temporal_wins_vs_per_frame``).
+
 Beside them, ``vae_ceiling`` scores the true target after a round trip through the model's
 ST-VAE (``InContextPipeline.reconstruct``): not a baseline but the model's upper bound, which
 shows whether a task is limited by the autoencoder or by the denoiser.
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lavin_core.evaluation.cases import BASELINES, EVAL_SEED, better, combine_samples, draw_cases, json_ready, mean_scores, predict_samples, score
+from lavin_core.evaluation.per_frame import PER_FRAME, has_per_frame_baseline, per_frame_predictions
 from lavin_core.samplers import sampler_name
 
 #: The reference column: the true target through the ST-VAE and back (the model's upper bound).
@@ -44,6 +50,7 @@ def run_bench(
     temperature: float | None = None,
     ensemble_size: int = 1,
     ceiling: bool = True,
+    per_frame: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Scores of the model and of each baseline on every task in ``tasks`` (a JSON-ready dict).
@@ -51,6 +58,7 @@ def run_bench(
     ``trained_tasks``: the tasks the model was trained on (None: unknown, no task is marked).
     ``ensemble_size``: samples per case, combined into one prediction by ``task.combine``.
     ``ceiling``: also score the ``vae_ceiling`` reference (see the module docstring).
+    ``per_frame``: score the ``per_frame_model`` baseline on the video tasks that have one.
     """
     import registry
 
@@ -68,6 +76,10 @@ def run_bench(
         mine = [combine_samples(task, s) for s in samples[position : position + count]]
         position += count
         methods = {model_name: mine, **{b: [f(case) for case in cases[name]] for b, f in BASELINES.items()}}
+        if per_frame and has_per_frame_baseline(cases[name][0]):
+            methods[PER_FRAME] = per_frame_predictions(
+                pipe, task, cases[name], ensemble_size, seed=seed, num_steps=num_steps, guidance_scale=guidance_scale,
+                temperature=temperature, progress=progress, desc=f"bench {name} per frame")
         if ceiling:
             methods[CEILING] = pipe.reconstruct([case.target for case in cases[name]])
         scores = {
@@ -79,6 +91,7 @@ def run_bench(
                                      held_out=None if trained_tasks is None else name not in trained_tasks,
                                      references=(CEILING,))
     trained = [r for r in results.values() if r["held_out"] is not True]
+    with_per_frame = [r for r in results.values() if PER_FRAME in r["scores"]]
     return {
         "model": model_name,
         "seed": seed,
@@ -90,12 +103,23 @@ def run_bench(
         "guidance_scale": pipe.guidance_scale if guidance_scale is None else guidance_scale,
         "temperature": pipe.temperature if temperature is None else temperature,
         "ensemble_size": ensemble_size,
-        "baselines": list(BASELINES),
+        "baselines": [*BASELINES, *([PER_FRAME] if with_per_frame else [])],
         "references": [CEILING] if ceiling else [],
         "tasks": results,
         "wins_on_trained": sum(bool(r["wins"]) for r in trained),
         "trained_count": len(trained),
+        "temporal_wins_vs_per_frame": sum(temporal_win(r, model_name) for r in with_per_frame),
+        "per_frame_count": len(with_per_frame),
     }
+
+
+def temporal_win(entry: dict[str, Any], model_name: str) -> bool:
+    """Whether the model beats the per-frame baseline on the task's temporal metric (its first ``temporal*``)."""
+    metric = next((m for m in entry["metrics"] if m.startswith("temporal")), None)
+    if metric is None or PER_FRAME not in entry["scores"]:
+        return False
+    return better(entry["scores"][model_name][metric], entry["scores"][PER_FRAME][metric],
+                  higher_is_better=entry["higher_is_better"][metric])
 
 
 def task_summary(metrics: Sequence[str], higher_is_better: dict[str, bool], scores: dict[str, dict[str, float]],
@@ -140,7 +164,8 @@ def table_rows(result: dict[str, Any], *, bold_main: str = "") -> tuple[list[str
             main = metric == entry["main_metric"]
             arrow = "↑" if entry["higher_is_better"][metric] else "↓"
             label = f"{metric} {arrow}" + (" *" if main else "")
-            values = [_number(entry["scores"][m][metric]) for m in methods]
+            # a baseline a task does not have (per_frame_model on image tasks) is shown as "-"
+            values = [_number(entry["scores"][m][metric]) if m in entry["scores"] else "-" for m in methods]
             if main and bold_main:
                 best = entry["best_baseline"]
                 values = [f"{bold_main}{v}{bold_main}" if m == best else v for m, v in zip(methods, values)]
@@ -161,6 +186,9 @@ def markdown_table(result: dict[str, Any]) -> str:
                f"example pairs, seed {result['seed']}, {result['sampler']} sampler, {result['num_steps']} steps, "
                f"guidance {result['guidance_scale']}, temperature {result.get('temperature', 1.0)}, "
                f"{_samples_text(result.get('ensemble_size', 1))}.")
+    if result.get("per_frame_count"):
+        summary += (f" On the temporal metric it beats the per-frame model (each frame alone) on "
+                    f"{result['temporal_wins_vs_per_frame']} of {result['per_frame_count']} video tasks.")
     return "\n".join([summary, "", *lines]) + "\n"
 
 
