@@ -99,3 +99,26 @@ def test_windows_need_frame_aligned_pairs():
     pair = ExamplePair(input=torch.zeros(3, 5, 8, 8), target=torch.zeros(3, 1, 8, 8))
     with pytest.raises(WindowError, match="match their inputs frame by frame"):
         predict_windows(lambda c: c.query, [pair], torch.zeros(3, 9, 8, 8))
+
+
+def test_predict_clip_picks_one_call_windows_or_the_last_frames():
+    from lavin_core.pipeline.windows import predict_clip
+
+    calls = []
+
+    def predict(context):
+        calls.append(context.query.shape[1])
+        return -context.query
+
+    pairs = _pairs(5)
+    query = torch.rand(3, 9, 8, 8) * 2 - 1
+    torch.testing.assert_close(predict_clip(predict, pairs, query[:, :5]), -query[:, :5])
+    assert calls == [5]
+    calls.clear()
+    torch.testing.assert_close(predict_clip(predict, pairs, query), -query)
+    assert calls == [5, 5]
+    calls.clear()
+    torch.testing.assert_close(predict_clip(predict, pairs, query, frame_aligned=False), -query[:, 4:])
+    assert calls == [5]
+    with pytest.raises(WindowError, match="has 3 frames but the example inputs have 5"):
+        predict_clip(predict, pairs, query[:, :3], frame_aligned=False)

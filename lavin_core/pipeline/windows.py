@@ -141,3 +141,28 @@ def predict_windows(
         if carry and len(windows) > 1:
             previous = ExamplePair(input=frames, target=prediction.clamp(-1, 1))
     return out / weight_sum[None, :, None, None]
+
+
+def predict_clip(
+    predict: Callable[[TaskContext], Tensor],
+    pairs: Sequence[ExamplePair],
+    query: Tensor,
+    *,
+    task: str = "custom",
+    frame_aligned: bool = True,
+    overlap: int | None = None,
+    carry: bool = True,
+    on_window: Callable[[int, int], None] | None = None,
+) -> Tensor:
+    """The prediction for a query ``(3, N, H, W)`` of any length, given pairs of length ``L``.
+
+    ``N == L``: one call. Otherwise, with ``frame_aligned`` targets, ``predict_windows``; for a
+    task whose targets follow the query (``frame_aligned=False``), the last ``L`` frames of the
+    query are its context (``last_frames``). ``predict`` is as in ``predict_windows``.
+    """
+    length = pairs[0].input.shape[1] if pairs else query.shape[1]
+    if query.shape[1] == length:
+        return predict(TaskContext(task=task, pairs=list(pairs), query=query))
+    if not frame_aligned:
+        return predict(TaskContext(task=task, pairs=list(pairs), query=last_frames(query, length)))
+    return predict_windows(predict, pairs, query, task=task, overlap=overlap, carry=carry, on_window=on_window)
