@@ -15,6 +15,12 @@ from lavin_plugins.scenes import random_scene, render
 from lavin_plugins.tasks.base import GeneratedTask, single_frame
 
 
+def normals_of_colors(colors: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` colours in [0, 1] drawn as RGB = (x, y, z) back to unit normals ``(..., 3)``."""
+    vectors = np.asarray(colors) * 2 - 1
+    return (vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-6)).astype(np.float32)
+
+
 class NormalsTask(GeneratedTask):
     """Answer: unit normals ``(H, W, 3)`` in camera axes (x right, y up, z towards the viewer)."""
 
@@ -32,8 +38,7 @@ class NormalsTask(GeneratedTask):
         return torch.from_numpy(np.clip(np.asarray(answer, np.float32), -1, 1)).permute(2, 0, 1)[:, None].contiguous()
 
     def read(self, pixels: Tensor) -> np.ndarray:
-        vectors = single_frame(pixels) * 2 - 1
-        return (vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-6)).astype(np.float32)
+        return normals_of_colors(single_frame(pixels))
 
     def score(self, predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         return {

@@ -24,6 +24,7 @@ from lavin_plugins import metrics
 from lavin_plugins.scenes import SceneRender, random_scene, render
 from lavin_plugins.tasks.base import GeneratedTask, from_pixels, to_pixels
 from lavin_plugins.tasks.codes import decode_scalar, encode_scalar
+from lavin_plugins.tasks.normals import normals_of_colors
 
 #: The light of ``depth_to_video``'s clay render, fixed in camera axes (x right, y up, z towards the viewer).
 CLAY_LIGHT = np.array([0.4, 0.7, 0.6]) / np.linalg.norm([0.4, 0.7, 0.6])
@@ -113,8 +114,7 @@ class VideoNormalsTask(SceneClipTask):
         return torch.from_numpy(vectors).permute(3, 0, 1, 2).contiguous()
 
     def read(self, pixels: Tensor) -> np.ndarray:
-        vectors = from_pixels(pixels) * 2 - 1
-        return (vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-6)).astype(np.float32)
+        return normals_of_colors(from_pixels(pixels))
 
     def score(self, predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         return {
