@@ -1,6 +1,7 @@
-"""``lavin run``: in-context prediction for one query image from example pairs.
+"""``lavin run``: in-context prediction for one query image or clip from example pairs.
 
     lavin run --task depth --query photo.png --out depth.png        # the shipped lavin-tiny
+    lavin run --task video_depth --query walk.mp4 --out depth.mp4   # a clip of any length
     lavin run --task depth --query photo.png --prompts templates/depth/ \\
         --dit lavin_dit.safetensors --vae stvae.pt --out depth.png
 
@@ -8,6 +9,10 @@
 which defines the task by itself; without it the pairs are drawn from the registered ``--task``'s own
 examples by a prompt sampler. Queries are processed at the model's size (lavin-tiny: 64 px on the
 longer side) and the prediction is resized back to the query's size.
+A query clip (``.mp4`` with the ``video`` extra, animated ``.gif`` / ``.png``, a folder of
+frames) longer or shorter than the example clips is predicted in windows of their length
+(``lavin_core.pipeline.windows``); ``--out`` picks the format by its extension and keeps the
+query's frame rate.
 ``--model`` names a shipped model (default ``lavin-tiny``) or a model folder (``dit/`` + ``vae/``).
 ``--dit`` / ``--vae`` take one of our checkpoint folders, the authors' files, or ``random:PRESET``
 (e.g. ``random:lavin-tiny``) for randomly initialised models, which produce noise; given both,
@@ -35,8 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--task", help="task name (from `lavin tasks`); with --prompts optional, any label")
-    parser.add_argument("--query", required=True, help="the query image (path or fsspec URL)")
-    parser.add_argument("--prompts", metavar="DIR", help="template folder of NAME_input.png / NAME_target.png pairs")
+    parser.add_argument("--query", required=True,
+                        help="the query: an image, a clip (.mp4, animated .gif or .png) or a folder of frames "
+                             "(path or fsspec URL)")
+    parser.add_argument("--prompts", metavar="DIR",
+                        help="template folder of NAME_input.png / NAME_target.png pairs (or clips: NAME_input.mp4, "
+                             ".gif, or NAME_input/ frame folders)")
     parser.add_argument("--num-pairs", type=int, metavar="N",
                         help="example pairs in the context (default: the most the model was trained with, "
                              "3 for lavin-tiny; else the official 4)")
@@ -50,8 +59,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resize", action="store_true",
                         help="with --processing-size 0: resize a query whose sides are not multiples of 16 "
                              "to the nearest size that is")
+    parser.add_argument("--window-overlap", type=int, metavar="N",
+                        help="frames shared by neighbouring windows of a long query clip (default: 1; 0 for "
+                             "image pairs, which predict frame by frame)")
     add_model_arguments(parser)
-    parser.add_argument("--out", required=True, metavar="FILE", help="where to write the prediction (PNG)")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="where to write the prediction: .png (animated for a clip), .gif, .mp4, .jpg (images)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -59,12 +72,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
-    from lavin_core.data.images import check_size, fit_size, resize, save_image, to_pixels
+    from lavin_core.data.images import check_size, fit_size, read_clip, resize, save_image
+    from lavin_core.data.video import DEFAULT_FPS
+    from lavin_core.pipeline.windows import predict_clip
 
     options = sampling_options(args, seed=args.seed, num_pairs=args.num_pairs, processing_size=args.processing_size)
     if args.task is None and args.prompts is None:
         raise ValueError("name the task: --task NAME (see `lavin tasks`), or --prompts DIR with example pairs")
-    query = to_pixels(args.query, what=args.query)
+    clip = read_clip(args.query)  # every frame, any count: windows fit the length below
+    query = clip.pixels
     registered = args.task is not None and args.task in _task_names()
     pipe, options = open_pipeline(args, options, combining=registered or not args.prompts)
     if options.processing_size == 0:
@@ -82,12 +98,22 @@ def run(args: argparse.Namespace) -> int:
         pairs = read_template_folder(args.prompts, size=size, limit=options.num_pairs)
     else:
         pairs = _task_pairs(task, args, query, size, options)
-    out = pipe(pairs=pairs, query=query, task=task, options=options, progress=not args.quiet)
-    prediction = out.predictions[0]
-    save_image(prediction, args.out)
+    calls = []
+
+    def predict(context):
+        calls.append(pipe(pairs=context.pairs, query=context.query, task=task, options=options,
+                          progress=not args.quiet))
+        return calls[-1].predictions[0]
+
+    prediction = predict_clip(predict, pairs, query, task=args.task or "custom", overlap=args.window_overlap,
+                              frame_aligned=getattr(task, "frame_aligned", True))
+    save_image(prediction, args.out, fps=clip.fps)
     height, width = prediction.shape[-2:]
-    samples = len(out.samples[0])
+    samples = len(calls[0].samples[0])
     combined = f", {samples} samples combined" if samples > 1 else ""
+    if prediction.shape[1] > 1:
+        windows = f" in {len(calls)} windows" if len(calls) > 1 else ""
+        combined += f", {prediction.shape[1]} frames at {clip.fps or DEFAULT_FPS:g} fps{windows}"
     label = args.task or "from --prompts"
     processed = f", processed at {size[1]}x{size[0]}" if tuple(size) != (height, width) else ""
     print(f"wrote {args.out} ({width}x{height}, {len(pairs)} example pairs, task {label}{combined}{processed})")
@@ -122,12 +148,15 @@ def _task_pairs(task, args: argparse.Namespace, query, size, options):
     import registry
     from lavin_core.context import ExamplePair
     from lavin_core.data.images import resize
+    from lavin_core.pipeline.windows import plan_windows, window_pixels
 
     chooser = registry.get_prompt_sampler(args.prompt_sampler)
     pool = [ExamplePair(input=resize(e.pair.input, size), target=resize(e.pair.target, size))
             for e in task.examples(max(4 * options.num_pairs, 16), seed=args.seed)]
     if not pool:
         raise ValueError(f"task {args.task!r} yielded no examples; pass --prompts DIR")
+    # the sampler compares the query with the examples' inputs: give it their length
+    query = window_pixels(query, plan_windows(query.shape[1], pool[0].input.shape[1])[0])
     indices = chooser.select(pool, resize(query, size), options.num_pairs,
                              generator=torch.Generator().manual_seed(args.seed))
     return [pool[i] for i in indices]
