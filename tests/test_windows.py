@@ -122,3 +122,16 @@ def test_predict_clip_picks_one_call_windows_or_the_last_frames():
     assert calls == [5]
     with pytest.raises(WindowError, match="has 3 frames but the example inputs have 5"):
         predict_clip(predict, pairs, query[:, :3], frame_aligned=False)
+
+
+def test_pipeline_clip_takes_a_query_of_any_length_and_pairs_of_any_size():
+    from lavin_core.pipeline.windows import pipeline_clip
+
+    class Negate:
+        def __call__(self, context, **options):
+            assert options == {"progress": False, "num_steps": 3} and context.pairs[0].input.shape[-2:] == (8, 8)
+            return type("Out", (), {"predictions": [-context.query]})()
+
+    pairs = [(torch.rand(3, 5, 16, 16) * 2 - 1, torch.rand(3, 5, 16, 16) * 2 - 1)]
+    query = torch.rand(3, 7, 8, 8) * 2 - 1
+    torch.testing.assert_close(pipeline_clip(Negate(), pairs, query, num_steps=3), -query)

@@ -137,11 +137,12 @@ def _single(value: Any, what: str) -> Tensor:
     )
 
 
-def to_pixels(value: Any, *, what: str = "image") -> Tensor:
+def to_pixels(value: Any, *, what: str = "image", any_length: bool = False) -> Tensor:
     """Pixels ``(3, T, H, W)`` float32 in [-1, 1] from any accepted input (see the module docstring).
 
     ``what`` names the input in error messages (e.g. ``"query"``). The result is checked with
-    ``context.check_pixels``: a clip must have ``1 + 4k`` frames.
+    ``context.check_pixels``: a clip must have ``1 + 4k`` frames, unless ``any_length`` (a long
+    query that ``pipeline.windows`` will cut to the model's lengths).
     """
     if isinstance(value, (list, tuple)):
         if not value:
@@ -155,8 +156,12 @@ def to_pixels(value: Any, *, what: str = "image") -> Tensor:
         pixels = torch.cat(frames, dim=1)
     else:
         pixels = _single(value, what)
+    pixels = pixels.float()
     try:
-        return check_pixels(pixels.float(), what)
+        if any_length:  # every check but the frame count: the frames as one tall image
+            check_pixels(pixels.reshape(3, 1, -1, pixels.shape[-1]), what)
+            return pixels
+        return check_pixels(pixels, what)
     except ValueError as err:
         raise ImageError(str(err)) from None
 

@@ -25,12 +25,14 @@ time and only the stitched pixels of the whole clip are kept.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 import torch
 from torch import Tensor
 
 from lavin_core.context import ExamplePair, TaskContext
+from lavin_core.data.images import resize, to_pixels
 from lavin_core.errors import LavinError
 from lavin_core.stvae.tiling import edge_ramp, tile_starts
 
@@ -166,3 +168,23 @@ def predict_clip(
     if not frame_aligned:
         return predict(TaskContext(task=task, pairs=list(pairs), query=last_frames(query, length)))
     return predict_windows(predict, pairs, query, task=task, overlap=overlap, carry=carry, on_window=on_window)
+
+
+def pipeline_clip(pipe, pairs: Sequence[ExamplePair | tuple[Any, Any]], query: Any, *, task: str = "custom",
+                  overlap: int | None = None, carry: bool = True, **options: Any) -> Tensor:
+    """``pipe``'s prediction ``(3, N, H, W)`` for a query clip of any length ``N``, in windows.
+
+    ``pairs`` and ``query`` take any form ``images.to_pixels`` / ``read_clip`` take (a path of a
+    clip of any length too); the pairs are resized to the query's size. ``options`` go to every
+    pipeline call (``num_steps``, ``guidance_scale``, ``generator``, ...).
+    """
+    query = to_pixels(query, what="query", any_length=True)
+    size = tuple(query.shape[-2:])
+    built = []
+    for index, pair in enumerate(pairs):
+        source, target = (pair.input, pair.target) if isinstance(pair, ExamplePair) else pair
+        built.append(ExamplePair(input=resize(to_pixels(source, what=f"pairs[{index}].input"), size),
+                                 target=resize(to_pixels(target, what=f"pairs[{index}].target"), size)))
+    options.setdefault("progress", False)
+    return predict_clip(lambda context: pipe(context, **options).predictions[0], built, query,
+                        task=task, overlap=overlap, carry=carry)
