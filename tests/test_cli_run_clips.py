@@ -37,7 +37,7 @@ def test_a_long_gif_query_with_clip_templates_gives_a_clip_of_its_length(tmp_pat
     status, stdout, err = run(["--task", "free-label", "--query", str(tmp_path / "query.gif"), "--prompts", str(prompts),
                                *MODELS, *FAST, "--out", str(out)], capsys)
     assert status == 0, err
-    assert "32x32, 7 frames at 10 fps, 1 example pairs" in stdout
+    assert "(32x32, 1 example pairs, task free-label, 7 frames at 10 fps in 2 windows)" in stdout
     written = read_clip(out)
     assert written.num_frames == 7 and written.fps == pytest.approx(10)
 
@@ -47,11 +47,11 @@ def test_a_clip_query_with_a_registered_video_task_and_an_mp4_out(tmp_path, caps
     pytest.importorskip("imageio_ffmpeg")
     video.write_frames(clip(3, (30, 34), seed=4), tmp_path / "walk.mp4", fps=12)
     out = tmp_path / "depth.mp4"
-    status, stdout, err = run(["--task", "video_depth", "--query", str(tmp_path / "walk.mp4"), "--resize",
+    status, stdout, err = run(["--task", "video_depth", "--query", str(tmp_path / "walk.mp4"), "--processing-size", "32",
                                *MODELS, *FAST, "--out", str(out)], capsys)
     assert status == 0, err
-    written = read_clip(out)
-    assert written.pixels.shape[1:] == (3, 32, 32) and written.fps == pytest.approx(12)
+    written = read_clip(out)  # padded to the pairs' 5 frames, cut back to 3; at the query's own size
+    assert written.pixels.shape[1:] == (3, 30, 34) and written.fps == pytest.approx(12)
 
 
 def test_bad_clips_are_one_line_errors(tmp_path, capsys):
@@ -63,13 +63,13 @@ def test_bad_clips_are_one_line_errors(tmp_path, capsys):
     Image.fromarray(clip(1, (16, 16))[0]).save(mixed / "1.png")
     video.write_frames(clip(5, (30, 34)), tmp_path / "odd.gif")
     cases = [
-        (tmp_path / "corrupt.gif", "not a readable image or clip"),
-        (tmp_path / "empty", "holds no image files"),
-        (mixed, "frames must share one size"),
-        (tmp_path / "odd.gif", "multiples of 16; resize it to 32x32"),
+        (tmp_path / "corrupt.gif", "not a readable image or clip", []),
+        (tmp_path / "empty", "holds no image files", []),
+        (mixed, "frames must share one size", []),
+        (tmp_path / "odd.gif", "multiples of 16; resize it to 32x32", ["--processing-size", "0"]),
     ]
-    for query, message in cases:
-        status, _, err = run(["--task", "video_depth", "--query", str(query), *MODELS, *FAST,
+    for query, message, extra in cases:
+        status, _, err = run(["--task", "video_depth", "--query", str(query), *MODELS, *FAST, *extra,
                               "--out", str(tmp_path / "o.gif")], capsys)
         assert status == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "o.gif").exists()

@@ -68,10 +68,10 @@ def test_a_frame_by_frame_answer_is_stitched_exactly(num_frames):
     query = torch.rand(3, num_frames, 8, 8, generator=torch.Generator().manual_seed(num_frames)) * 2 - 1
     seen = []
 
-    def predict(context):
-        seen.append(context.num_pairs)
-        assert context.query.shape == (3, 5, 8, 8)
-        return -context.query  # an answer of each frame alone: stitching must give it back unchanged
+    def predict(pairs, frames):
+        seen.append(len(pairs))
+        assert frames.shape == (3, 5, 8, 8)
+        return -frames  # an answer of each frame alone: stitching must give it back unchanged
 
     out = predict_windows(predict, _pairs(5), query)
     torch.testing.assert_close(out, -query)
@@ -82,23 +82,23 @@ def test_carried_pair_is_the_previous_window_and_its_prediction():
     query = torch.rand(3, 9, 8, 8) * 2 - 1
     contexts = []
 
-    def predict(context):
-        contexts.append(context)
-        return context.query * 0.5
+    def predict(pairs, frames):
+        contexts.append(pairs)
+        return frames * 0.5
 
     predict_windows(predict, _pairs(5), query, overlap=1)
-    carried = contexts[1].pairs[-1]
+    carried = contexts[1][-1]
     torch.testing.assert_close(carried.input, query[:, 0:5])
     torch.testing.assert_close(carried.target, query[:, 0:5] * 0.5)
     contexts.clear()
     predict_windows(predict, _pairs(5), query, carry=False)
-    assert all(c.num_pairs == 2 for c in contexts)
+    assert all(len(c) == 2 for c in contexts)
 
 
 def test_windows_need_frame_aligned_pairs():
     pair = ExamplePair(input=torch.zeros(3, 5, 8, 8), target=torch.zeros(3, 1, 8, 8))
     with pytest.raises(WindowError, match="match their inputs frame by frame"):
-        predict_windows(lambda c: c.query, [pair], torch.zeros(3, 9, 8, 8))
+        predict_windows(lambda pairs, frames: frames, [pair], torch.zeros(3, 9, 8, 8))
 
 
 def test_predict_clip_picks_one_call_windows_or_the_last_frames():
@@ -106,9 +106,9 @@ def test_predict_clip_picks_one_call_windows_or_the_last_frames():
 
     calls = []
 
-    def predict(context):
-        calls.append(context.query.shape[1])
-        return -context.query
+    def predict(pairs, frames):
+        calls.append(frames.shape[1])
+        return -frames
 
     pairs = _pairs(5)
     query = torch.rand(3, 9, 8, 8) * 2 - 1
@@ -128,9 +128,9 @@ def test_pipeline_clip_takes_a_query_of_any_length_and_pairs_of_any_size():
     from lavin_core.pipeline.windows import pipeline_clip
 
     class Negate:
-        def __call__(self, context, **options):
-            assert options == {"progress": False, "num_steps": 3} and context.pairs[0].input.shape[-2:] == (8, 8)
-            return type("Out", (), {"predictions": [-context.query]})()
+        def __call__(self, *, pairs, query, **options):
+            assert options == {"progress": False, "num_steps": 3} and pairs[0].input.shape[-2:] == (8, 8)
+            return type("Out", (), {"predictions": [-query]})()
 
     pairs = [(torch.rand(3, 5, 16, 16) * 2 - 1, torch.rand(3, 5, 16, 16) * 2 - 1)]
     query = torch.rand(3, 7, 8, 8) * 2 - 1

@@ -100,12 +100,11 @@ def run(args: argparse.Namespace) -> int:
         pairs = _task_pairs(task, args, query, size, options)
     calls = []
 
-    def predict(context):
-        calls.append(pipe(pairs=context.pairs, query=context.query, task=task, options=options,
-                          progress=not args.quiet))
+    def predict(window_pairs, frames):
+        calls.append(pipe(pairs=window_pairs, query=frames, task=task, options=options, progress=not args.quiet))
         return calls[-1].predictions[0]
 
-    prediction = predict_clip(predict, pairs, query, task=args.task or "custom", overlap=args.window_overlap,
+    prediction = predict_clip(predict, pairs, query, overlap=args.window_overlap,
                               frame_aligned=getattr(task, "frame_aligned", True))
     save_image(prediction, args.out, fps=clip.fps)
     height, width = prediction.shape[-2:]

@@ -31,7 +31,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from lavin_core.context import ExamplePair, TaskContext
+from lavin_core.context import ExamplePair
 from lavin_core.data.images import resize, to_pixels
 from lavin_core.errors import LavinError
 from lavin_core.stvae.tiling import edge_ramp, tile_starts
@@ -102,19 +102,19 @@ def last_frames(clip: Tensor, length: int, what: str = "the query") -> Tensor:
 
 
 def predict_windows(
-    predict: Callable[[TaskContext], Tensor],
+    predict: Callable[[list[ExamplePair], Tensor], Tensor],
     pairs: Sequence[ExamplePair],
     query: Tensor,
     *,
-    task: str = "custom",
     overlap: int | None = None,
     carry: bool = True,
     on_window: Callable[[int, int], None] | None = None,
 ) -> Tensor:
     """The prediction ``(3, N, H, W)`` for a query clip ``(3, N, H, W)`` of any length ``N``.
 
-    ``predict(context)`` returns the target pixels ``(3, L, H, W)`` of a context whose query has
-    the pairs' length ``L`` (a pipeline call, with its sampling options and ensembles).
+    ``predict(pairs, query)`` returns the target pixels ``(3, L, H, W)`` for a query of the
+    pairs' length ``L`` (a pipeline call, with its sampling options and ensembles; the pairs may
+    be of another height and width than the query: the pipeline resizes them).
     ``carry``: give each window the previous one's query and prediction as an extra pair.
     ``on_window(index, count)`` is called before each window (progress).
     """
@@ -133,7 +133,7 @@ def predict_windows(
             on_window(index, len(windows))
         frames = window_pixels(query, window)
         context_pairs = [*pairs, previous] if previous is not None else list(pairs)
-        prediction = predict(TaskContext(task=task, pairs=context_pairs, query=frames)).float()
+        prediction = predict(context_pairs, frames).float()
         if out is None:
             out = prediction.new_zeros((prediction.shape[0], query.shape[1], *prediction.shape[2:]))
             weight_sum = prediction.new_zeros(query.shape[1])
@@ -146,11 +146,10 @@ def predict_windows(
 
 
 def predict_clip(
-    predict: Callable[[TaskContext], Tensor],
+    predict: Callable[[list[ExamplePair], Tensor], Tensor],
     pairs: Sequence[ExamplePair],
     query: Tensor,
     *,
-    task: str = "custom",
     frame_aligned: bool = True,
     overlap: int | None = None,
     carry: bool = True,
@@ -164,13 +163,13 @@ def predict_clip(
     """
     length = pairs[0].input.shape[1] if pairs else query.shape[1]
     if query.shape[1] == length:
-        return predict(TaskContext(task=task, pairs=list(pairs), query=query))
+        return predict(list(pairs), query)
     if not frame_aligned:
-        return predict(TaskContext(task=task, pairs=list(pairs), query=last_frames(query, length)))
-    return predict_windows(predict, pairs, query, task=task, overlap=overlap, carry=carry, on_window=on_window)
+        return predict(list(pairs), last_frames(query, length))
+    return predict_windows(predict, pairs, query, overlap=overlap, carry=carry, on_window=on_window)
 
 
-def pipeline_clip(pipe, pairs: Sequence[ExamplePair | tuple[Any, Any]], query: Any, *, task: str = "custom",
+def pipeline_clip(pipe, pairs: Sequence[ExamplePair | tuple[Any, Any]], query: Any, *,
                   overlap: int | None = None, carry: bool = True, **options: Any) -> Tensor:
     """``pipe``'s prediction ``(3, N, H, W)`` for a query clip of any length ``N``, in windows.
 
@@ -186,5 +185,5 @@ def pipeline_clip(pipe, pairs: Sequence[ExamplePair | tuple[Any, Any]], query: A
         built.append(ExamplePair(input=resize(to_pixels(source, what=f"pairs[{index}].input"), size),
                                  target=resize(to_pixels(target, what=f"pairs[{index}].target"), size)))
     options.setdefault("progress", False)
-    return predict_clip(lambda context: pipe(context, **options).predictions[0], built, query,
-                        task=task, overlap=overlap, carry=carry)
+    return predict_clip(lambda pairs, frames: pipe(pairs=pairs, query=frames, **options).predictions[0], built, query,
+                        overlap=overlap, carry=carry)
