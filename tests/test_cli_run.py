@@ -100,8 +100,8 @@ def bad_cases(files):
     garbage.write_bytes(b"not an image")
     query, prompts = files["query"], files["prompts"]
     return [
-        (["--query", str(files["dir"] / "missing.png"), "--prompts", prompts], "no image file at"),
-        (["--query", str(garbage), "--prompts", prompts], "is not a readable image"),
+        (["--query", str(files["dir"] / "missing.png"), "--prompts", prompts], "no image or clip file at"),
+        (["--query", str(garbage), "--prompts", prompts], "is not a readable image or clip"),
         (["--query", query, "--prompts", str(empty)], "has no NAME_input.png / NAME_target.png pairs"),
         (["--query", query, "--prompts", str(files["dir"] / "nowhere")], "does not exist"),
         (["--query", query, "--prompts", str(unmatched)], r"unmatched template files: a_input \(no target\), b_target \(no input\)"),
