@@ -52,7 +52,8 @@ def build_page(predictor: Predictor, *, tasks: list[str], templates: dict[str, s
     info = predictor.info
     sources = [s for s in PAIR_SOURCES if s != PAIRS_FROM_TEMPLATE or templates]
     side = info.side
-    with gr.Blocks(title="LaVin", analytics_enabled=False) as page:
+    # delete_cache: files the server keeps for the page (uploads, predictions) go after an hour
+    with gr.Blocks(title="LaVin", analytics_enabled=False, delete_cache=(600, 3600)) as page:
         gr.Markdown(
             f"# LaVin: one vision model, many tasks\n"
             f"Pick a task (or bring a few example pairs), give a query image, and the model **{info.name}** "

@@ -35,6 +35,8 @@ from lavin_core.pipeline.inputs import task_pairs
 Progress = Callable[[int, int], None]
 #: At most this many samples per query from the page (each costs a full sampling run).
 MAX_SAMPLES = 16
+#: Predictions kept in ``out_dir``; the web server serves its own copy of each, so older ones go.
+KEEP = 32
 
 
 @attrs.frozen(kw_only=True)
@@ -164,10 +166,14 @@ class Predictor:
 
     def _write(self, prediction: torch.Tensor, label: str) -> str:
         """The prediction as a PNG in ``out_dir``, written under a temporary name and renamed."""
-        path = os.path.join(self.out_dir, f"lavin-{label}-{next(self._count):04d}.png")
-        partial = path + ".partial.png"
+        # numbered first, so that name order is age order
+        path = os.path.join(self.out_dir, f"lavin-{next(self._count):06d}-{label}.png")
+        partial = os.path.join(self.out_dir, f".{os.path.basename(path)}.partial")
         save_image(prediction, partial)
         os.replace(partial, path)
+        written = sorted((e for e in os.scandir(self.out_dir) if e.name.startswith("lavin-")), key=lambda e: e.name)
+        for entry in written[:-KEEP]:
+            os.remove(entry.path)
         return path
 
 

@@ -44,7 +44,7 @@ def serve(predictor_factory, *, host: str, port: int, templates: dict[str, str],
         try:
             _, url, _ = page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
                                     show_error=False, ssr_mode=False, footer_links=[], css=CSS, theme=THEME,
-                                    allowed_paths=[scratch, *templates.values()], max_file_size="25mb")
+                                    allowed_paths=[scratch], max_file_size="25mb")
         except OSError as err:
             raise LavinError(f"cannot listen on {host}:{port} ({err}); pass another --port") from None
         where = "this machine only" if host in ("127.0.0.1", "localhost", "::1") else "every machine that can reach it"

@@ -20,7 +20,7 @@ from lavin_core.data.templates import TemplateError, list_template_files, read_t
 from lavin_core.errors import LavinError
 
 #: What a user's folder of uploads is called in messages.
-UPLOADS = "your uploaded pairs"
+UPLOADS = "(your uploads)"
 
 
 def user_message(error: Exception, paths: Sequence[str] = (), folders: Sequence[str] = ()) -> str:
