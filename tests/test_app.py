@@ -139,6 +139,12 @@ def browser(playwright):
     browser.kill()
 
 
+def upload(page, elem_id: str, paths):
+    """Give the files to the component's file input and wait until the server has them."""
+    with page.expect_response(lambda response: "/upload?" in response.url and response.ok):
+        page.set_input_files(f"#{elem_id} input[type=file]", paths)
+
+
 def set_number(page, elem_id: str, value: str):
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(value)
@@ -180,9 +186,9 @@ def answers(url: str) -> bool:
 def test_own_pairs_and_photo_give_a_prediction_and_a_download(server, files, browser):
     page = browser.page(server[0])
     page.locator("#source").get_by_text("my uploads").click()
-    page.set_input_files("#uploads input[type=file]", files["pairs"])
-    page.wait_for_function("() => document.querySelector('#uploads').innerText.includes('dog_target.png')")
-    page.set_input_files("#query input[type=file]", files["query"])
+    upload(page, "uploads", files["pairs"])
+    page.wait_for_function("() => document.querySelector('#uploads').innerText.includes('dog_target')")
+    upload(page, "query", files["query"])
     page.wait_for_selector("#query img")
     settings(page)
     status = predict(page)
@@ -228,14 +234,18 @@ def test_a_template_folder_from_the_list(server, browser):
 def test_an_empty_upload_is_one_line_in_the_page_and_the_server_goes_on(server, files, browser):
     page = browser.page(server[0])
     page.locator("#source").get_by_text("my uploads").click()
-    page.set_input_files("#uploads input[type=file]", [files["empty"], files["pairs"][1]])
-    page.wait_for_function("() => document.querySelector('#uploads').innerText.includes('cat_target.png')")
-    page.set_input_files("#query input[type=file]", files["query"])
+    upload(page, "uploads", [files["empty"], files["pairs"][1]])
+    page.wait_for_function("() => document.querySelector('#uploads').innerText.includes('cat_target')")
+    upload(page, "query", files["query"])
     page.wait_for_selector("#query img")
     settings(page)
     assert predict(page) == "Error: bad_input.png is empty (0 bytes); upload the image again"
     assert answers(server[0]) and server[1].poll() is None
-    page.locator("#source").get_by_text("task examples").click()
+    page = browser.page(server[0])
+    upload(page, "query", files["empty"])  # an empty query: the same line
+    settings(page)
+    assert predict(page) == "Error: bad_input.png is empty (0 bytes); upload the image again"
+    new_scene(page)
     assert predict(page).startswith("Done"), page.inner_text("#status")
 
 

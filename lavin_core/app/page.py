@@ -34,16 +34,20 @@ CSS = """
 THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 
-class QueryImage(gr.Image):
-    """``gr.Image`` that hands the uploaded file to LaVin's own reader, so an empty or corrupt file
-    gets LaVin's one-line message instead of a generic error from the web framework."""
+def read_by_lavin(image: gr.Image) -> gr.Image:
+    """``image`` handing each uploaded file to the prediction as a path, unopened, so that LaVin's
+    own reader sees it and an empty or corrupt file gets LaVin's one-line message instead of the
+    web framework's generic error. (An instance attribute, not a subclass: Gradio writes a type
+    stub file beside the module of every component subclass.)"""
+    preprocess = image.preprocess
 
-    is_template = True  # drawn by gr.Image's front end
+    def keep_path(payload):
+        if payload is not None and payload.path is not None:
+            return str(payload.path)
+        return preprocess(payload)  # pasted data without a file: Gradio writes one
 
-    def preprocess(self, payload):
-        if payload is None or payload.path is None:
-            return super().preprocess(payload)
-        return str(payload.path)
+    image.preprocess = keep_path
+    return image
 
 
 def build_page(predictor: Predictor, *, tasks: list[str], templates: dict[str, str], photos: list[str]) -> gr.Blocks:
@@ -74,8 +78,8 @@ def build_page(predictor: Predictor, *, tasks: list[str], templates: dict[str, s
                                        label="Template folder", elem_id="template")
                 num_pairs = gr.Slider(1, MAX_PAIRS, value=3, step=1, label="Example pairs in the context",
                                       elem_id="num_pairs")
-                query = QueryImage(type="filepath", format="png", label="Query", sources=["upload", "clipboard"],
-                                   height=256, elem_id="query")
+                query = read_by_lavin(gr.Image(type="filepath", format="png", label="Query", height=256,
+                                               sources=["upload", "clipboard"], elem_id="query"))
                 scene = gr.Button("New scene from the task (its answer is known: the page scores it)",
                                   elem_id="scene")
                 if photos:
