@@ -192,10 +192,10 @@ def test_own_pairs_and_photo_give_a_prediction_and_a_download(server, files, bro
     page.wait_for_selector("#query img")
     settings(page)
     status = predict(page)
-    assert status.startswith("Done: 64x48 prediction from 2 example pairs, 4 steps"), status
+    assert status.startswith("Done: 120x90 prediction (processed at 64x48) from 2 example pairs, 4 steps"), status
     image = prediction_png(page)
-    # a 120x90 photo fitted to the model's 64 px; a real picture, not a flat one
-    assert image.size == (64, 48)
+    # a 120x90 photo processed at the model's 64 px, the prediction resized back; a picture, not a flat one
+    assert image.size == (120, 90)
     assert np.asarray(image).std() > 2
     assert "Metrics need a query whose answer is known" in page.inner_text("#metrics")
     with page.expect_download() as download:

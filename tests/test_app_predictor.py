@@ -4,12 +4,13 @@ the template list, and the missing-extra message. Random tiny models: prediction
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from lavin_core.app.predictor import ModelInfo, Predictor
+from lavin_core.app.predictor import Predictor
 from lavin_core.app.queries import generated_query, image_tasks
 from lavin_core.app.request import NO_TASK, PAIRS_FROM_TASK, PAIRS_FROM_TEMPLATE, PAIRS_FROM_UPLOADS, AppRequest
 from lavin_core.app.templates import template_folders
@@ -17,13 +18,18 @@ from lavin_core.app.uploads import read_uploaded_pairs
 from lavin_core.cli import main
 from lavin_core.errors import LavinError
 from lavin_core.pipeline import load_pipeline
+from lavin_core.pretrained.folders import INDEX_FILE
+from tests.tiny_model import make_model_folder
 
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory):
-    pipe = load_pipeline(dit="random:lavin-tiny", vae="random:lavin-tiny", sampler="euler", schedule="uniform")
-    return Predictor(pipe, ModelInfo(name="random", image_size=64, ensemble_size=2),
-                     tmp_path_factory.mktemp("predictions"))
+    """A random lavin-tiny whose index says: 64 px, 2 samples per query."""
+    folder = make_model_folder(tmp_path_factory.mktemp("model"))
+    index = json.loads((folder / INDEX_FILE).read_text())
+    (folder / INDEX_FILE).write_text(json.dumps({**index, "ensemble_size": 2}))
+    pipe = load_pipeline(folder, sampler="euler", schedule="uniform")
+    return Predictor(pipe, tmp_path_factory.mktemp("predictions"), name="random")
 
 
 def png(path, size, seed):
@@ -52,17 +58,18 @@ def one_line_error(predictor, req, match):
     return message
 
 
-def test_uploaded_pairs_give_a_prediction_at_the_fitted_size(predictor, files):
+def test_uploaded_pairs_give_a_prediction_of_the_query_size(predictor, files):
     steps = []
     result = predictor.predict(request(uploads=files["uploads"], query=files["query"]),
                                lambda done, total: steps.append((done, total)))
-    # 90x120 (HxW) fitted to the model's 64 px: 48x64, both multiples of 16
-    assert tuple(result.prediction.shape) == (3, 1, 48, 64)
-    assert len(result.pairs) == 2 and not result.metrics and result.truth is None
+    # a 90x120 (HxW) query is processed at the model's 64 px (48x64) and the prediction resized back
+    assert tuple(result.prediction.shape) == (3, 1, 90, 120)
+    assert [tuple(p.input.shape[-2:]) for p in result.pairs] == [(48, 64)] * 2
+    assert not result.metrics and result.truth is None
     assert steps == [(1, 2), (2, 2)]
     with Image.open(result.png) as image:
-        assert image.size == (64, 48)
-    assert "2 example pairs" in result.summary and "2 steps" in result.summary
+        assert image.size == (120, 90)
+    assert result.summary.startswith("120x90 prediction (processed at 64x48) from 2 example pairs, 2 steps")
 
 
 @pytest.mark.slow
@@ -81,19 +88,21 @@ def test_a_generated_scene_is_scored_and_an_edited_one_is_not(predictor, tmp_pat
 
 
 @pytest.mark.slow
-def test_two_samples_are_combined_by_the_task_and_need_one(predictor, files):
-    req = request(pair_source=PAIRS_FROM_TASK, task="edges", query=files["query"], num_samples=2)
+def test_a_task_combines_the_models_number_of_samples(predictor, files):
+    req = request(pair_source=PAIRS_FROM_TASK, task="edges", query=files["query"], num_samples=None)
     assert "2 samples combined" in predictor.predict(req).summary
-    one_line_error(predictor, request(uploads=files["uploads"], query=files["query"], num_samples=2),
-                   "2 samples need a registered task")
+    # pairs of no registered task: one sample unless asked (then their pixel mean)
+    assert "combined" not in predictor.predict(request(uploads=files["uploads"], query=files["query"],
+                                                       num_samples=None)).summary
 
 
 @pytest.mark.slow
-def test_a_step_count_off_the_official_grid_uses_the_shifted_grid(files):
+def test_any_step_count_works_and_a_query_may_keep_its_size(files):
     pipe = load_pipeline(dit="random:lavin-tiny", vae="random:lavin-tiny")  # official grid: 19, 29 or 39 steps
-    app = Predictor(pipe, ModelInfo(name="random", image_size=64), files["dir"] / "out")
-    result = app.predict(request(uploads=files["uploads"], query=files["query"], num_steps=3))
-    assert "3 steps" in result.summary
+    app = Predictor(pipe, files["dir"] / "out")
+    query = png(files["dir"] / "small.png", (32, 48), 3)
+    result = app.predict(request(uploads=files["uploads"], query=query, num_steps=3, resize=False))
+    assert result.summary.startswith("48x32 prediction from 2 example pairs, 3 steps")
 
 
 @pytest.mark.slow
@@ -134,6 +143,7 @@ def test_bad_uploads_get_the_readers_one_line_messages(predictor, files, tmp_pat
     one_line_error(predictor, request(pair_source=PAIRS_FROM_TASK, query=query), "need a task")
     one_line_error(predictor, request(uploads=uploads, query=query, num_pairs=9), "1 to 8")
     one_line_error(predictor, request(uploads=uploads, query=query, guidance_scale=float("nan")), "finite")
+    one_line_error(predictor, request(uploads=uploads, query=query, num_samples=17), "1 to 16")
 
 
 def test_more_than_eight_uploaded_pairs_are_refused(tmp_path):

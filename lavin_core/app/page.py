@@ -53,14 +53,13 @@ def read_by_lavin(image: gr.Image) -> gr.Image:
 def build_page(predictor: Predictor, *, tasks: list[str], templates: dict[str, str], photos: list[str]) -> gr.Blocks:
     """The page for ``predictor``'s model; ``tasks`` in the task list (the first one chosen),
     ``templates`` label -> folder, ``photos`` paths of sample photos."""
-    info = predictor.info
     sources = [s for s in PAIR_SOURCES if s != PAIRS_FROM_TEMPLATE or templates]
-    side = info.side
+    side = predictor.side
     # delete_cache: files the server keeps for the page (uploads, predictions) go after an hour
     with gr.Blocks(title="LaVin", analytics_enabled=False, delete_cache=(600, 3600)) as page:
         gr.Markdown(
             f"# LaVin: one vision model, many tasks\n"
-            f"Pick a task (or bring a few example pairs), give a query image, and the model **{info.name}** "
+            f"Pick a task (or bring a few example pairs), give a query image, and the model **{predictor.name}** "
             f"draws the query's target. It works at {side} px: queries are fitted to that size. "
             f"Images only: video clips are not offered on this page yet."
         )
@@ -90,8 +89,8 @@ def build_page(predictor: Predictor, *, tasks: list[str], templates: dict[str, s
                         guidance = gr.Slider(0, 10, value=predictor.pipe.guidance_scale, step=0.1,
                                              label="Guidance (1 = off)", elem_id="guidance")
                     with gr.Row():
-                        samples = gr.Slider(1, MAX_SAMPLES, value=info.ensemble_size, step=1, elem_id="samples",
-                                            label="Samples (combined by the task into one answer)")
+                        samples = gr.Slider(1, MAX_SAMPLES, value=predictor.ensemble_size, step=1, elem_id="samples",
+                                            label="Samples (combined into one answer)")
                         seed = gr.Number(0, precision=0, minimum=0, label="Seed", elem_id="seed")
                     fit = gr.Checkbox(True, label=f"Fit the query to the model's size ({side} px)", elem_id="fit")
                 run = gr.Button("Predict", variant="primary", elem_id="predict")

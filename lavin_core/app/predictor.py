@@ -1,35 +1,33 @@
 """The one model of an app server and the prediction behind the page's Predict button.
 
-``Predictor.predict(request, progress)`` reads the user's files, builds the context, samples
-(one call at a time: a lock guards the model even if the web queue let two through), combines an
-ensemble through the task, scores the prediction when the query's ground truth is known, and
-writes the PNG offered for download. Bad input raises a one-line ``LavinError`` / ``ValueError``,
-the same messages as ``lavin run``; the page shows them.
+``Predictor.predict(request, progress)`` reads the user's files, builds the context at the
+model's processing size, samples (one call at a time: a lock guards the model even if the web
+queue let two through; an ensemble is drawn and combined by the task inside the pipeline), scores
+the prediction when the query's ground truth is known, and writes the PNG offered for download.
+Bad input raises a one-line ``LavinError`` / ``ValueError``, the same messages as ``lavin run``;
+the page shows them.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import threading
 import time
 from collections.abc import Callable
 
-import attrs
 import numpy as np
 import torch
 
 from lavin_core.app.request import (
-    MAX_PAIRS, NO_TASK, PAIRS_FROM_TASK, PAIRS_FROM_TEMPLATE, PAIRS_FROM_UPLOADS, AppRequest, AppResult,
+    MAX_PAIRS, NO_TASK, PAIRS_FROM_TASK, PAIRS_FROM_UPLOADS, AppRequest, AppResult,
 )
 from lavin_core.app.uploads import read_query, read_uploaded_pairs
-from lavin_core.context import TaskContext
-from lavin_core.data.images import check_size, fit_size, resize, save_image, to_uint8
-from lavin_core.errors import LavinError
-from lavin_core.evaluation.cases import combine_samples, score
+from lavin_core.data.images import check_size, resize, save_image, to_uint8
+from lavin_core.evaluation.cases import score
 from lavin_core.pipeline import InContextPipeline
-from lavin_core.pipeline.inputs import task_pairs
+from lavin_core.pipeline.inputs import task_at, task_pairs
+from lavin_core.samplers.options import SamplingOptions
 
 #: ``progress(done, total)`` in sampling steps.
 Progress = Callable[[int, int], None]
@@ -37,132 +35,89 @@ Progress = Callable[[int, int], None]
 MAX_SAMPLES = 16
 #: Predictions kept in ``out_dir``; the web server serves its own copy of each, so older ones go.
 KEEP = 32
-
-
-@attrs.frozen(kw_only=True)
-class ModelInfo:
-    """What the page says about its model: a name, the side it was trained at (None: unknown), the
-    number of samples it recommends combining and the tasks it was trained on (listed first)."""
-
-    name: str
-    image_size: int | None = None
-    ensemble_size: int = 1
-    trained_tasks: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-
-    @property
-    def side(self) -> int:
-        """The side tasks and scenes are drawn at: the trained one, else 64 (the built-in tasks' default)."""
-        return self.image_size or 64
+#: The side tasks and scenes are drawn at when the model names no processing size.
+DEFAULT_SIDE = 64
 
 
 class Predictor:
-    """One pipeline, loaded once, shared by every request; predictions go to ``out_dir``."""
+    """One pipeline, loaded once, shared by every request; predictions go to ``out_dir``.
+    ``name`` is what the page calls the model (default: its folder's name)."""
 
-    def __init__(self, pipe: InContextPipeline, info: ModelInfo, out_dir: str | os.PathLike):
-        self.pipe, self.info = pipe, info
+    def __init__(self, pipe: InContextPipeline, out_dir: str | os.PathLike, *, name: str | None = None):
+        self.pipe = pipe
+        folder = pipe.folder
+        self.name = name or (folder.name if folder is not None else "custom checkpoints")
+        #: The tasks the model was trained on (the page lists them first).
+        self.trained_tasks: tuple[str, ...] = (folder.trained_tasks or ()) if folder is not None else ()
         self.out_dir = os.fspath(out_dir)
         os.makedirs(self.out_dir, exist_ok=True)
         self._lock = threading.Lock()
         self._count = itertools.count(1)
 
-    # -- the parts of one prediction ------------------------------------------------------------
+    @property
+    def side(self) -> int:
+        """The longer side queries are processed at (the model's size), scenes drawn at."""
+        return self.pipe.defaults.processing_size or DEFAULT_SIDE
 
-    def query_size(self, height: int, width: int) -> tuple[int, int]:
-        """The size a query is fitted to: its longer side the model's trained side, both sides
-        multiples of what the model takes."""
-        scale = 1.0 if self.info.image_size is None else self.info.image_size / max(height, width)
-        return fit_size(round(height * scale), round(width * scale), self.pipe.size_multiple)
+    @property
+    def ensemble_size(self) -> int:
+        return self.pipe.defaults.num_samples or 1
 
-    def task(self, name: str, size: tuple[int, int]):
-        """The registered task ``name`` at ``size``, or None for ``NO_TASK``."""
-        import registry
+    def options(self, request: AppRequest, *, combining: bool) -> SamplingOptions:
+        """The request's settings over the model's defaults, checked once (``SamplingOptions``)."""
+        check_request(request)
+        given = SamplingOptions(num_steps=request.num_steps, guidance_scale=request.guidance_scale,
+                                num_samples=request.num_samples, seed=request.seed, num_pairs=request.num_pairs,
+                                processing_size=None if request.resize else 0)
+        return self.pipe.resolve(given, combining=combining)
 
-        if name == NO_TASK:
-            return None
-        try:
-            return registry.get_task(name, size=size)
-        except (TypeError, ValueError) as err:
-            if isinstance(err, LavinError):
-                raise
-            raise ValueError(f"task {name!r} cannot draw {size[1]}x{size[0]} examples ({err}); "
-                             f"keep 'fit the query to the model' on, or bring your own pairs") from None
-
-    def pairs(self, request: AppRequest, task, query: torch.Tensor):
+    def pairs(self, request: AppRequest, task, query: torch.Tensor, options: SamplingOptions):
+        """The example pairs at ``query``'s size (the processing size)."""
         size = tuple(query.shape[-2:])
         if request.pair_source == PAIRS_FROM_TASK:
             if task is None:
                 raise ValueError("pairs from task examples need a task: choose one in the task list")
-            return task_pairs(task, query, request.num_pairs, seed=request.seed)
+            return task_pairs(task, query, options.num_pairs, seed=request.seed)
         if request.pair_source == PAIRS_FROM_UPLOADS:
             return read_uploaded_pairs(request.uploads, size=size, limit=MAX_PAIRS)
         from lavin_core.data.templates import read_template_folder
 
         if not request.template:
             raise ValueError("no template folder chosen: pick one in the list (start the app with --templates DIR)")
-        return read_template_folder(request.template, size=size, limit=request.num_pairs)
-
-    def num_samples(self, request: AppRequest, task) -> int:
-        samples = request.num_samples or (self.info.ensemble_size if task is not None else 1)
-        if samples > 1 and task is None:
-            raise ValueError(f"{samples} samples need a registered task to combine them into one answer; "
-                             f"choose the task your pairs show, or set samples to 1")
-        return samples
-
-    # -- the prediction -------------------------------------------------------------------------
+        return read_template_folder(request.template, size=size, limit=options.num_pairs)
 
     def predict(self, request: AppRequest, progress: Progress | None = None) -> AppResult:
         """The prediction for ``request`` (see the module docstring)."""
-        check_request(request)
         started = time.perf_counter()
+        registered = request.task != NO_TASK
+        options = self.options(request, combining=registered)
         query = read_query(request.query)
-        shown = to_uint8(query)[0]
-        if request.resize:
-            query = resize(query, self.query_size(*query.shape[-2:]))
-        check_size(query, self.pipe.size_multiple, "the query")
-        task = self.task(request.task, tuple(query.shape[-2:]))
-        pairs = self.pairs(request, task, query)
-        samples = self.num_samples(request, task)
-        pipe = self._pipeline_for(request.num_steps)
-        steps = len(pipe.sampler.timesteps(request.num_steps)) - 1
-        context = TaskContext(task=request.task if task is not None else "custom", pairs=pairs, query=query)
+        if options.processing_size == 0:
+            check_size(query, self.pipe.size_multiple, "the query")
+        size = self.pipe.processing_shape(*query.shape[-2:], options.processing_size)
+        task = task_at(request.task, size) if registered else None
+        pairs = self.pairs(request, task, resize(query, size), options)
+        steps = len(self.pipe.sampler_for(options).timesteps(options.num_steps)) - 1
         done = itertools.count(1)
         with self._lock:
-            out = pipe(
-                [context] * samples,  # one batch; the generator gives each copy its own noise
-                num_steps=request.num_steps,
-                guidance_scale=request.guidance_scale,
-                generator=torch.Generator().manual_seed(request.seed),
-                progress=False,
-                callback=None if progress is None else lambda *_: progress(next(done), steps),
-            )
-        prediction = combine_samples(task, out.predictions) if samples > 1 else out.predictions[0]
-        metrics = {}
-        truth = request.truth
-        if task is not None and truth is not None and truth.task == request.task and np.array_equal(truth.image, shown):
+            out = self.pipe(pairs=pairs, query=query, task=task, options=options, progress=False,
+                            callback=None if progress is None else lambda *_: progress(min(next(done), steps), steps))
+        prediction = out.predictions[0]
+        metrics, truth = {}, request.truth
+        if task is not None and truth is not None and truth.task == request.task \
+                and np.array_equal(truth.image, to_uint8(query)[0]):
             ours, copy = score(task, prediction, truth.answer), score(task, query, truth.answer)
             metrics = {name: (ours[name], copy[name]) for name in task.metrics}
-        png = self._write(prediction, request.task if task is not None else "custom")
+        png = self._write(prediction, request.task if registered else "custom")
         height, width = prediction.shape[-2:]
+        samples = len(out.samples[0]) if out.samples else 1
         combined = f", {samples} samples combined" if samples > 1 else ""
-        summary = (f"{width}x{height} prediction from {len(pairs)} example pairs, {steps} steps{combined}, "
-                   f"seed {request.seed}, in {time.perf_counter() - started:.1f} s")
+        processed = f" (processed at {size[1]}x{size[0]})" if tuple(size) != (height, width) else ""
+        summary = (f"{width}x{height} prediction{processed} from {len(pairs)} example pairs, {steps} steps{combined}, "
+                   f"seed {options.seed}, in {time.perf_counter() - started:.1f} s")
         return AppResult(prediction=prediction, pairs=tuple(pairs), query=query, png=png, metrics=metrics,
                          truth=truth.target if metrics else None,
                          higher_is_better=dict(task.higher_is_better) if task is not None else {}, summary=summary)
-
-    def _pipeline_for(self, num_steps: int | None) -> InContextPipeline:
-        """The pipeline, on a grid that has ``num_steps``: the official grid exists for 19, 29 and 39
-        steps only, so other counts use the shifted grid (uniform steps bent towards the noise end,
-        as the official grid is). The models are shared, never copied."""
-        try:
-            self.pipe.sampler.timesteps(num_steps)
-            return self.pipe
-        except ValueError:
-            if not attrs.has(type(self.pipe.sampler)) or not hasattr(self.pipe.sampler, "schedule"):
-                raise
-        sampler = attrs.evolve(self.pipe.sampler, schedule="shifted")
-        return InContextPipeline(self.pipe.encoder, self.pipe.denoiser, sampler,
-                                 guidance_scale=self.pipe.guidance_scale, temperature=self.pipe.temperature)
 
     def _write(self, prediction: torch.Tensor, label: str) -> str:
         """The prediction as a PNG in ``out_dir``, written under a temporary name and renamed."""
@@ -178,15 +133,9 @@ class Predictor:
 
 
 def check_request(request: AppRequest) -> None:
-    """One-line errors for settings out of range (the page's sliders keep to them; the API may not)."""
+    """The page's own bounds, beyond what ``SamplingOptions`` checks (its sliders keep to them; an
+    API client may not)."""
     if not 1 <= request.num_pairs <= MAX_PAIRS:
         raise ValueError(f"example pairs must be 1 to {MAX_PAIRS}, got {request.num_pairs}")
-    if request.num_steps is not None and request.num_steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {request.num_steps}")
-    guidance = request.guidance_scale
-    if guidance is not None and not (math.isfinite(guidance) and guidance >= 0):
-        raise ValueError(f"guidance must be a finite number >= 0 (1 turns it off), got {guidance}")
     if request.num_samples is not None and not 1 <= request.num_samples <= MAX_SAMPLES:
         raise ValueError(f"samples must be 1 to {MAX_SAMPLES}, got {request.num_samples}")
-    if request.seed < 0:
-        raise ValueError(f"the seed must be >= 0, got {request.seed}")

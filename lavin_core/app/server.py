@@ -37,8 +37,7 @@ def serve(predictor_factory, *, host: str, port: int, templates: dict[str, str],
     with tempfile.TemporaryDirectory(prefix="lavin-app-") as scratch:
         predictor = predictor_factory(os.path.join(scratch, "predictions"))
         photos = sample_photos(photos_dir or os.path.join(scratch, "photos"))
-        info = predictor.info
-        tasks = image_tasks(info.side, first=info.trained_tasks)
+        tasks = image_tasks(predictor.side, first=predictor.trained_tasks)
         page = build_page(predictor, tasks=tasks, templates=templates, photos=photos)
         page.queue(default_concurrency_limit=1, max_size=MAX_QUEUE)
         try:
@@ -48,7 +47,7 @@ def serve(predictor_factory, *, host: str, port: int, templates: dict[str, str],
         except OSError as err:
             raise LavinError(f"cannot listen on {host}:{port} ({err}); pass another --port") from None
         where = "this machine only" if host in ("127.0.0.1", "localhost", "::1") else "every machine that can reach it"
-        announce(f"lavin app: {predictor.info.name} at {url.rstrip('/')}/ (listening on {host}:{port}, {where}; "
+        announce(f"lavin app: {predictor.name} at {url.rstrip('/')}/ (listening on {host}:{port}, {where}; "
                  f"Ctrl+C stops it)", flush=True)
         try:
             page.block_thread()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from lavin_core.cli.sampling import add_model_arguments, model_spec
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -20,11 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=("The model is loaded once and serves one prediction at a time; other requests wait in a queue. "
                 "--host 0.0.0.0 opens the page to other machines (there is no login: do so only on a trusted network)."),
     )
-    parser.add_argument("--model", metavar="NAME",
-                        help="shipped model name or model folder (default: lavin-tiny unless --dit and --vae are given)")
-    parser.add_argument("--dit", metavar="PATH", help="J-DiT checkpoint, as for `lavin run`")
-    parser.add_argument("--vae", metavar="PATH", help="ST-VAE checkpoint, as for `lavin run`")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    add_model_arguments(parser)
     parser.add_argument("--templates", metavar="DIR",
                         help="a folder of template folders (NAME_input.png / NAME_target.png pairs) the page lists")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
@@ -45,17 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _predictor(args: argparse.Namespace, out_dir: str):
-    from lavin_core.app.predictor import ModelInfo, Predictor
-    from lavin_core.cli.run import model_spec
+    from lavin_core.app.predictor import Predictor
     from lavin_core.pipeline import load_pipeline
-    from lavin_core.pretrained import get_model
 
-    spec = model_spec(args)
-    pipe = load_pipeline(spec, dit=args.dit, vae=args.vae, device=args.device)
-    if spec is not None and args.dit is None and args.vae is None:
-        folder = get_model(spec)
-        info = ModelInfo(name=folder.name, image_size=folder.index.get("image_size"),
-                         ensemble_size=folder.ensemble_size or 1, trained_tasks=folder.trained_tasks or ())
-    else:
-        info = ModelInfo(name=f"{spec or 'custom'} (dit {args.dit or 'of the model'}, vae {args.vae or 'of the model'})")
-    return Predictor(pipe, info, out_dir)
+    pipe = load_pipeline(model_spec(args), dit=args.dit, vae=args.vae, device=args.device)
+    return Predictor(pipe, out_dir)

@@ -1,5 +1,6 @@
 """Contexts from user inputs: example pairs and a query in any image form -> a ``TaskContext``;
-example pairs drawn from a task's own examples (``task_pairs``)."""
+a registered task at the processing size (``task_at``) and example pairs drawn from its own
+examples (``task_pairs``)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,21 @@ def build_context(
     return TaskContext(task=task, pairs=built, query=query_pixels)
 
 
+def task_at(name: str, size: tuple[int, int]) -> Task:
+    """Registered task ``name`` built at ``size`` = (height, width), so that its examples and its
+    reading of samples share the processing size; a task without a ``size`` option is built as it
+    is (``task_pairs`` resizes its examples). An unknown name is the registry's one-line error."""
+    import registry
+
+    try:
+        return registry.get_task(name, size=size)
+    except registry.PluginError:
+        return registry.get_task(name)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"task {name!r} cannot draw {size[1]}x{size[0]} examples ({err}); process the query "
+                         f"at another size, or give your own example pairs") from None
+
+
 def task_pairs(task: Task, query: Tensor, num_pairs: int, *, prompt_sampler: str = "random",
                seed: int = 0) -> list[ExamplePair]:
     """``num_pairs`` example pairs from ``task``'s own examples (seed ``seed``), resized to the
@@ -62,6 +78,6 @@ def task_pairs(task: Task, query: Tensor, num_pairs: int, *, prompt_sampler: str
     pool = [ExamplePair(input=resize(e.pair.input, size), target=resize(e.pair.target, size))
             for e in task.examples(max(4 * num_pairs, 16), seed=seed)]
     if not pool:
-        raise LavinError(f"task {task.name!r} yielded no examples; bring your own example pairs")
+        raise LavinError(f"task {task.name!r} yielded no examples; give your own example pairs (--prompts DIR)")
     indices = chooser.select(pool, query, num_pairs, generator=torch.Generator().manual_seed(seed))
     return [pool[i] for i in indices]
