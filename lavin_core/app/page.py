@@ -60,7 +60,8 @@ def build_page(predictor: Predictor, *, tasks: list[str], templates: dict[str, s
         gr.Markdown(
             f"# LaVin: one vision model, many tasks\n"
             f"Pick a task (or bring a few example pairs), give a query image, and the model **{predictor.name}** "
-            f"draws the query's target. It works at {side} px: queries are fitted to that size. "
+            f"draws the query's target. It works at {side} px: queries are processed at that size and "
+            f"the prediction resized back to the query's. "
             f"Images only: video clips are not offered on this page yet."
         )
         truth = gr.State(None)
@@ -92,7 +93,7 @@ def build_page(predictor: Predictor, *, tasks: list[str], templates: dict[str, s
                         samples = gr.Slider(1, MAX_SAMPLES, value=predictor.ensemble_size, step=1, elem_id="samples",
                                             label="Samples (combined into one answer)")
                         seed = gr.Number(0, precision=0, minimum=0, label="Seed", elem_id="seed")
-                    fit = gr.Checkbox(True, label=f"Fit the query to the model's size ({side} px)", elem_id="fit")
+                    fit = gr.Checkbox(True, label=f"Process the query at the model's size ({side} px)", elem_id="fit")
                 run = gr.Button("Predict", variant="primary", elem_id="predict")
             with gr.Column(scale=1):
                 status = gr.Markdown("Choose a task and a query, then press Predict.", elem_id="status")
