@@ -8,13 +8,14 @@
 J-DiT: ``official.load_dit`` in ``--dtype`` (bf16), then one conditional forward at 64x64 pixels
 (8x8 latents) with one example pair: the conditional stream holds [input, target, query], 48
 tokens, the target stream 16. ST-VAE: ``official.load_vae`` in ``--vae-dtype``, then encode and
-decode one 256x256 image. For each: seconds to load, seconds for the forward, and peak resident
+decode one 256x256 image (float32 by default: on CPUs without native bf16, such as this AVX2
+machine, PyTorch's bf16 convolutions run some 50x slower than float32; the ratio is printed). For each: seconds to load, seconds for the forward, and peak resident
 memory (``VmHWM``, reset before each part) against the size of the weights file. Memory-mapped
 weights count as resident once touched, so the peak after the forward is the honest one.
 
-A ratio in the same run tells whether bf16 is slow on this CPU: one block's SwiGLU matmul at the
-benchmark's token count, bf16 against float32 (a ratio near 2 means bf16 runs at float32's FLOP
-rate, far above means this CPU lacks fast bf16 kernels).
+Ratios in the same run tell whether bf16 is slow on this CPU: one block's SwiGLU matmul at the
+benchmark's token count, and a small 3x3 convolution, each float32 time over bf16 time (1 or
+more: bf16 is as fast; far below 1: this CPU lacks fast bf16 kernels for it).
 """
 
 from __future__ import annotations
@@ -62,6 +63,21 @@ def matmul_ratio(tokens: int, hidden: int, width: int, repeats: int = 5) -> tupl
     return rates[torch.float32], rates[torch.bfloat16]
 
 
+def conv_ratio(channels: int = 32, size: int = 32) -> tuple[float, float]:
+    """GFLOP/s of a 3x3 convolution ``channels -> channels`` on ``size x size`` in float32 and bf16."""
+    flops = 2 * channels * channels * 9 * size * size
+    rates = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(dtype)
+        x = torch.randn(1, channels, size, size, dtype=dtype)
+        with torch.inference_mode():
+            conv(x)
+            start = time.perf_counter()
+            conv(x)
+        rates[dtype] = flops / (time.perf_counter() - start) / GB
+    return rates[torch.float32], rates[torch.bfloat16]
+
+
 def bench_dit(path: str, dtype: torch.dtype) -> None:
     size = os.path.getsize(path) / GB
     reset_peak()
@@ -89,7 +105,7 @@ def bench_dit(path: str, dtype: torch.dtype) -> None:
     cfg = model.config
     fp32, bf16 = matmul_ratio(64, cfg.hidden_size, cfg.mlp_width)
     print(f"  SwiGLU matmul (64 x {cfg.hidden_size} x {cfg.mlp_width}): fp32 {fp32:.1f} GFLOP/s, "
-          f"bf16 {bf16:.1f} GFLOP/s, fp32 / bf16 = {fp32 / bf16:.2f}")
+          f"bf16 {bf16:.1f} GFLOP/s, bf16 / fp32 speed = {bf16 / fp32:.2f}")
 
 
 def bench_vae(path: str, dtype: torch.dtype, size: int) -> None:
@@ -111,6 +127,9 @@ def bench_vae(path: str, dtype: torch.dtype, size: int) -> None:
     print(f"ST-VAE  {params:,} parameters, {path} ({file_gb:.2f} GB), computing in {dtype}")
     print(f"  load {load_s:.2f} s; encode {size}x{size} {encode_s:.1f} s, decode {decode_s:.1f} s; "
           f"peak RSS {peak_gb():.2f} GB = {peak_gb() / file_gb:.2f} x the file")
+    fp32, bf16 = conv_ratio()
+    print(f"  3x3 conv (32 channels, 32x32): fp32 {fp32:.2f} GFLOP/s, bf16 {bf16:.3f} GFLOP/s, "
+          f"bf16 / fp32 speed = {bf16 / fp32:.3f}")
 
 
 def main() -> None:
@@ -118,7 +137,7 @@ def main() -> None:
     parser.add_argument("--dit", help="lavin_dit.safetensors (or a stand-in from make_official_checkpoint.py)")
     parser.add_argument("--vae", help="stvae.pt")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="J-DiT dtype")
-    parser.add_argument("--vae-dtype", choices=sorted(DTYPES), default="bf16")
+    parser.add_argument("--vae-dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--vae-size", type=int, default=256)
     args = parser.parse_args()
     if not args.dit and not args.vae:

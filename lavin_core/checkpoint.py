@@ -314,11 +314,12 @@ def load_pretrained(
     return module
 
 
-def load_pretrained_into(module: nn.Module, config: Any, url: str) -> None:
-    """Copy the weights saved by ``save_pretrained`` in ``url`` into ``module``, built from ``config``.
+def read_pretrained_weights(module: nn.Module, config: Any, url: str) -> dict[str, Tensor]:
+    """The weights saved by ``save_pretrained`` in ``url``, checked to fit ``module`` (built from ``config``,
+    possibly on the meta device), in its dtypes; memory-mapped where they can be.
 
     For fine-tuning: the saved config must equal ``config`` (else ``CheckpointError`` lists the
-    fields that differ), then names and shapes are checked as ``load_state_dict_strict`` does.
+    fields that differ), then names and shapes are checked as ``check_state_dict`` does.
     """
     saved = load_config(type(config), url)
     differ = [
@@ -331,7 +332,16 @@ def load_pretrained_into(module: nn.Module, config: Any, url: str) -> None:
             f"{url} holds another architecture: {', '.join(differ)}; pick the preset it was trained with"
         )
     weights = _join(url, WEIGHTS_NAME)
-    load_state_dict_strict(module, read_safetensors(weights), source=weights)
+    tensors = read_safetensors(weights, dtypes=target_dtypes(module))
+    check_state_dict(module, tensors, source=weights)
+    return tensors
+
+
+def load_pretrained_into(module: nn.Module, config: Any, url: str) -> None:
+    """Copy the weights saved by ``save_pretrained`` in ``url`` into ``module``, built from ``config``
+    (checked as ``read_pretrained_weights`` does)."""
+    tensors = read_pretrained_weights(module, config, url)
+    load_state_dict_strict(module, tensors, source=_join(url, WEIGHTS_NAME))
 
 
 class PretrainedMixin:

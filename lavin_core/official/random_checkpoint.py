@@ -15,7 +15,6 @@ so a forward pass through the random network keeps sensible activations.
 from __future__ import annotations
 
 import ast
-import hashlib
 import math
 import mmap
 import os
@@ -27,6 +26,7 @@ from torch import Tensor, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from lavin_core.checkpoint import write_safetensors
+from lavin_core.jdit.model import tensor_seed
 
 #: ``(name, shape)`` of every tensor of a checkpoint, in file order.
 Layout = list[tuple[str, tuple[int, ...]]]
@@ -64,14 +64,9 @@ def checked_layout(module: nn.Module, listing: str | Path | None) -> Layout:
     return listed
 
 
-def _seed_of(seed: int, name: str) -> int:
-    digest = hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
-
-
 def random_tensor(name: str, shape: Sequence[int], dtype: torch.dtype, seed: int = 0) -> Tensor:
     """The tensor ``name`` of the random checkpoint of ``seed`` (drawn in float32, then cast)."""
-    generator = torch.Generator().manual_seed(_seed_of(seed, name))
+    generator = torch.Generator().manual_seed(tensor_seed(seed, name))
     values = torch.randn(tuple(shape), generator=generator)
     if len(shape) == 1 and name.endswith("weight"):  # a norm's scale
         values = 1.0 + 0.02 * values
