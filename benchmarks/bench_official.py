@@ -63,7 +63,7 @@ def matmul_ratio(tokens: int, hidden: int, width: int, repeats: int = 5) -> tupl
     return rates[torch.float32], rates[torch.bfloat16]
 
 
-def conv_ratio(channels: int = 32, size: int = 32) -> tuple[float, float]:
+def conv_ratio(channels: int = 64, size: int = 64) -> tuple[float, float]:
     """GFLOP/s of a 3x3 convolution ``channels -> channels`` on ``size x size`` in float32 and bf16."""
     flops = 2 * channels * channels * 9 * size * size
     rates = {}
@@ -124,11 +124,13 @@ def bench_vae(path: str, dtype: torch.dtype, size: int) -> None:
         decode_s = time.perf_counter() - start
     assert image.shape == pixels.shape and torch.isfinite(image.float()).all()
     params = sum(p.numel() for p in vae.parameters())
-    print(f"ST-VAE  {params:,} parameters, {path} ({file_gb:.2f} GB), computing in {dtype}")
+    weights_gb = sum(p.numel() * p.element_size() for p in vae.parameters()) / GB
+    print(f"ST-VAE  {params:,} parameters, {path} ({file_gb:.2f} GB), computing in {dtype} "
+          f"({weights_gb:.2f} GB of weights in memory)")
     print(f"  load {load_s:.2f} s; encode {size}x{size} {encode_s:.1f} s, decode {decode_s:.1f} s; "
           f"peak RSS {peak_gb():.2f} GB = {peak_gb() / file_gb:.2f} x the file")
     fp32, bf16 = conv_ratio()
-    print(f"  3x3 conv (32 channels, 32x32): fp32 {fp32:.2f} GFLOP/s, bf16 {bf16:.3f} GFLOP/s, "
+    print(f"  3x3 conv (64 channels, 64x64): fp32 {fp32:.2f} GFLOP/s, bf16 {bf16:.3f} GFLOP/s, "
           f"bf16 / fp32 speed = {bf16 / fp32:.3f}")
 
 

@@ -70,6 +70,12 @@ def test_two_ranks_match_one_process(single_run, parallel):
         for name in ("model", "ema"):
             a, b = _weights(out, name), _weights(resumed, name)
             assert all(torch.equal(a[k], b[k]) for k in a), name
+        # The sharded DCP checkpoint of 2 ranks resumes in one process (another world size).
+        alone = folder / "fsdp-resumed-alone"
+        shutil.copytree(resumed, alone)
+        shutil.rmtree(alone / "checkpoints" / f"step-{STEPS:08d}")
+        train(load_config(config_path, OVERRIDES), alone, resume=True)
+        assert _relative(_weights(alone), _weights(out), _weights(out)) < 1e-6
 
 
 def _torchrun(config_path, out, parallel, *extra):
