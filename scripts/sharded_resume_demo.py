@@ -5,8 +5,8 @@
 
 Under ``torchrun --nproc_per_node 2`` (gloo on the CPU) it trains ``configs/lavin-medium-fsdp.toml``
 (FSDP2, each rank holding half the model) on a toy template task for ``--steps`` steps with a
-DCP checkpoint every 2 steps, uninterrupted; then the same run again, killed with SIGKILL (the
-whole torchrun process group) as soon as its first checkpoint is committed; then that killed run
+DCP checkpoint every 2 steps, uninterrupted; then the same run again, killed with SIGKILL (every
+rank and torchrun) as soon as its first checkpoint is committed; then that killed run
 resumed on 2, 1 and 4 ranks. It prints each rank's share of the parameters (the trainer's own
 line), the peak resident memory of each run's largest rank, and how the final weights of every
 resumed run compare with the uninterrupted one: bitwise on 2 ranks, within float tolerance on 1
@@ -33,6 +33,20 @@ from lavin_core.train.toy import make_toy_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "lavin-medium-fsdp.toml"
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (torchrun's ranks run in sessions of their own: killing
+    torchrun's process group would leave them training)."""
+    found = []
+    for child in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            pids = [int(c) for c in child.read_text().split()]
+        except FileNotFoundError:
+            continue
+        for cpid in pids:
+            found += [cpid, *_descendants(cpid)]
+    return found
 
 
 def _tree_peak_gb(pid: int) -> float:
@@ -66,7 +80,11 @@ def torchrun(ranks: int, out: Path, overrides: list[str], *extra: str, kill_afte
         while process.poll() is None:
             peak = max(peak, _tree_peak_gb(process.pid))
             if kill_after_checkpoint and latest_checkpoint(out) is not None:
-                os.killpg(process.pid, signal.SIGKILL)
+                for victim in [*_descendants(process.pid), process.pid]:  # the ranks first, then torchrun
+                    try:
+                        os.kill(victim, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
                 process.wait()
                 break
             time.sleep(0.2)
