@@ -18,6 +18,7 @@ COMMANDS = (
     "lavin_core.cli.tasks",
     "lavin_core.cli.plugins",
     "lavin_core.cli.run",
+    "lavin_core.cli.app",
     "lavin_core.cli.train",
     "lavin_core.cli.plot_loss",
     "lavin_core.cli.cache",

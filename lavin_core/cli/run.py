@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from lavin_core.data.images import check_size, fit_size, read_clip, resize, save_image
     from lavin_core.data.video import DEFAULT_FPS
     from lavin_core.pipeline.windows import predict_clip
+    from lavin_core.pipeline.inputs import task_at, task_pairs
 
     options = sampling_options(args, seed=args.seed, num_pairs=args.num_pairs, processing_size=args.processing_size)
     if args.task is None and args.prompts is None:
@@ -91,13 +92,14 @@ def run(args: argparse.Namespace) -> int:
     if pipe.max_pairs is not None and options.num_pairs > pipe.max_pairs:
         warnings.warn(f"--num-pairs {options.num_pairs}: this model was trained with at most {pipe.max_pairs} "
                       f"example pairs per context; more may not help", stacklevel=1)
-    task = _task_at(args.task, size) if registered or not args.prompts else None
+    task = task_at(args.task, size) if registered or not args.prompts else None
     if args.prompts:
         from lavin_core.data.templates import read_template_folder
 
         pairs = read_template_folder(args.prompts, size=size, limit=options.num_pairs)
     else:
-        pairs = _task_pairs(task, args, query, size, options)
+        pairs = task_pairs(task, resize(query, size), options.num_pairs, prompt_sampler=args.prompt_sampler,
+                           seed=args.seed)
     calls = []
 
     def predict(window_pairs, frames):
@@ -123,39 +125,3 @@ def _task_names() -> list[str]:
     import registry
 
     return registry.list_tasks()
-
-
-def _task_at(name: str, size: tuple[int, int]):
-    """Task ``name`` built once, at the processing size, so that its examples and its reading of the
-    samples share it; a task without a ``size`` option is built as it is, its examples resized.
-    An unknown name is the registry's one-line error, with close matches."""
-    import registry
-
-    try:
-        return registry.get_task(name, size=size)
-    except registry.PluginError:
-        return registry.get_task(name)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"task {name!r} cannot draw {size[1]}x{size[0]} examples ({err}); "
-                         f"pass --processing-size, or --prompts DIR with your own pairs") from None
-
-
-def _task_pairs(task, args: argparse.Namespace, query, size, options):
-    """Example pairs from the task's own examples, chosen by the prompt sampler."""
-    import torch
-
-    import registry
-    from lavin_core.context import ExamplePair
-    from lavin_core.data.images import resize
-    from lavin_core.pipeline.windows import plan_windows, window_pixels
-
-    chooser = registry.get_prompt_sampler(args.prompt_sampler)
-    pool = [ExamplePair(input=resize(e.pair.input, size), target=resize(e.pair.target, size))
-            for e in task.examples(max(4 * options.num_pairs, 16), seed=args.seed)]
-    if not pool:
-        raise ValueError(f"task {args.task!r} yielded no examples; pass --prompts DIR")
-    # the sampler compares the query with the examples' inputs: give it their length
-    query = window_pixels(query, plan_windows(query.shape[1], pool[0].input.shape[1])[0])
-    indices = chooser.select(pool, resize(query, size), options.num_pairs,
-                             generator=torch.Generator().manual_seed(args.seed))
-    return [pool[i] for i in indices]

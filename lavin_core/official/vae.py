@@ -2,20 +2,23 @@
 
 ``stvae.pt`` is a torch file whose ``state_dict`` key holds the tensors. It is read with
 ``torch.load(weights_only=True)``: a file that needs anything beyond tensors and plain containers
-to unpickle is refused, never executed. The same tensors as ``.safetensors`` load too. Our module
+to unpickle is refused, never executed. A local file is memory-mapped (``mmap=True``): tensors
+in the dtype asked for share the file's pages, the others are cast one at a time. The same tensors as ``.safetensors`` load too. Our module
 names are the official tensor names, so the state dict loads as is, strictly.
 """
 
 from __future__ import annotations
 
 import pickle
+import zipfile
 from collections.abc import Mapping
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 import torch
 from torch import Tensor
 
-from lavin_core.checkpoint import load_state_dict_strict, read_safetensors
+from lavin_core.checkpoint import load_state_dict_strict, read_safetensors, target_dtypes
 from lavin_core.errors import CheckpointError
 from lavin_core.stvae import PRESETS, STVAE, STVAEConfig
 
@@ -34,8 +37,13 @@ def read_torch_state_dict(path: str, *, device: str | torch.device = "cpu") -> d
     other than tensors and plain containers, or has no name -> tensor mapping.
     """
     try:
-        with fsspec.open(path, "rb") as f:
-            data = torch.load(f, map_location=device, weights_only=True)
+        fs, local = fsspec.core.url_to_fs(path)
+        if isinstance(fs, LocalFileSystem) and zipfile.is_zipfile(local):
+            # Memory-mapped (only torch's zip format can be): nothing is read until used.
+            data = torch.load(local, map_location=device, weights_only=True, mmap=True)
+        else:
+            with fs.open(local, "rb") as f:
+                data = torch.load(f, map_location=device, weights_only=True)
     except FileNotFoundError as err:
         raise CheckpointError(f"no checkpoint file at {path}") from err
     except pickle.UnpicklingError as err:
@@ -74,13 +82,23 @@ def load_vae(
     """
     config = config or PRESETS["lavin-3.4b"]
     path = str(path)
-    if path.endswith(".safetensors"):
-        state_dict = read_safetensors(path, device=device)
-    else:
-        state_dict = read_torch_state_dict(path, device=device)
     with torch.device("meta"):
         model = STVAE(config)
-    load_state_dict_strict(model, state_dict, source=path, assign=True)
     if dtype is not None:
-        model.to(dtype)
+        model.to(dtype)  # on the meta device: each tensor is cast once, as it is read
+    dtypes = target_dtypes(model)
+    if path.endswith(".safetensors"):
+        state_dict = read_safetensors(path, device=device, dtypes=dtypes)
+    else:
+        state_dict = _cast(read_torch_state_dict(path, device=device), dtypes)
+    load_state_dict_strict(model, state_dict, source=path, assign=True)
     return model.eval()
+
+
+def _cast(tensors: dict[str, Tensor], dtypes: Mapping[str, torch.dtype]) -> dict[str, Tensor]:
+    """Floating-point tensors in the dtype of ``dtypes`` (the same object where it already is), one at a time."""
+    for name, tensor in tensors.items():
+        wanted = dtypes.get(name, tensor.dtype)
+        if tensor.is_floating_point() and wanted.is_floating_point and tensor.dtype != wanted:
+            tensors[name] = tensor.to(wanted)
+    return tensors
