@@ -10,6 +10,7 @@ import importlib
 import sys
 import warnings
 
+from lavin_core import threads
 from lavin_core.errors import LavinError
 
 #: The subcommand modules, in the order ``lavin --help`` lists them.
@@ -31,9 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lavin",
         description="LaVin: one vision model for many tasks, each defined by a few example pairs.",
     )
+    thread_help = (f"CPU threads (default: ${threads.THREADS_ENV}, else $OMP_NUM_THREADS, else the cores this "
+                   "process may use: affinity and cgroup quota)")
+    parser.add_argument("--threads", type=int, metavar="N", help=thread_help)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         importlib.import_module(module).add_parser(subparsers)
+    # Also after the subcommand (`lavin demo --threads 1`); SUPPRESS keeps a value given before it.
+    for subparser in subparsers.choices.values():
+        subparser.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS, help=thread_help)
     return parser
 
 
@@ -49,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        threads.set_threads(threads.choose_threads(args.threads))
         return args.func(args) or 0
     except (LavinError, ValueError, FileNotFoundError) as exc:
         # Bad input is reported in one line; anything else is a bug and keeps its traceback.
