@@ -105,7 +105,8 @@ def box_iou(predicted, truth) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """A boolean ``(H, W)`` mask grown by ``radius`` pixels in every direction (a square structuring element)."""
     out = mask.copy()
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
@@ -126,8 +127,8 @@ def edge_scores(predicted: np.ndarray, truth: np.ndarray, tolerance: int = 1) ->
         raise ValueError(f"edge F1: prediction has shape {predicted.shape} but truth has {truth.shape}")
     if not predicted.any() and not truth.any():
         return 1.0, 1.0, 1.0
-    precision = float((predicted & _dilate(truth, tolerance)).sum() / max(predicted.sum(), 1))
-    recall = float((truth & _dilate(predicted, tolerance)).sum() / max(truth.sum(), 1))
+    precision = float((predicted & dilate(truth, tolerance)).sum() / max(predicted.sum(), 1))
+    recall = float((truth & dilate(predicted, tolerance)).sum() / max(truth.sum(), 1))
     f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
     return f1, precision, recall
 

@@ -39,14 +39,10 @@ from torch import Tensor
 from lavin_core.context import ExamplePair, TaskContext
 from lavin_core.errors import LavinError
 from lavin_core.interfaces import Encoder, PromptSampler, Task
+from lavin_core.seeds import context_seed, mix_seed
 
 #: The official training draws 1 to 8 example pairs per context.
 MAX_PAIRS = 8
-
-
-def mix_seed(*keys: int) -> int:
-    """A well-mixed 63-bit seed from integer keys."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 @attrs.frozen(kw_only=True)

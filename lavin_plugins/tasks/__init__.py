@@ -1,4 +1,6 @@
-"""The built-in tasks, one module per family. ``BUILTIN_TASKS`` is what the plugin registers."""
+"""The built-in tasks, one module per family. ``BUILTIN_TASKS`` (the 14 vision tasks),
+``MAP_TASKS`` (image maps drawn per context) and ``UNSEEN_TASKS`` (held-out re-renderings) are
+what the plugin registers; ``universe`` declares the training universe and its held-out split."""
 
 from lavin_plugins.tasks.base import GeneratedTask, from_pixels, parse_size, to_pixels
 from lavin_plugins.tasks.depth import DepthTask
@@ -43,6 +45,9 @@ BUILTIN_TASKS = (
     *VIDEO_SCENE_TASKS,
 )
 
+from lavin_plugins.tasks.maps import MAP_TASKS, ImageMapTask  # noqa: E402  (the universe needs BUILTIN_TASKS)
+from lavin_plugins.tasks.universe import HELD_OUT, TRAINING_UNIVERSE, UNSEEN_TASKS  # noqa: E402
+
 __all__ = [
     "BUILTIN_TASKS",
     "ColorizationTask",
@@ -56,6 +61,11 @@ __all__ = [
     "ForegroundSegmentationTask",
     "FramePredictionTask",
     "GeneratedTask",
+    "HELD_OUT",
+    "ImageMapTask",
+    "MAP_TASKS",
+    "TRAINING_UNIVERSE",
+    "UNSEEN_TASKS",
     "InpaintingTask",
     "LowLightTask",
     "NormalsTask",

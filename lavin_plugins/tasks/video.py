@@ -21,6 +21,7 @@ class FramePredictionTask(GeneratedTask):
 
     name: ClassVar[str] = "frame_prediction"
     description: ClassVar[str] = "predict the next frames of a clip of moving objects"
+    split: ClassVar[str | None] = "trained"
     metrics: ClassVar[tuple[str, ...]] = ("psnr", "ssim", "temporal_error")
     higher_is_better: ClassVar[dict[str, bool]] = {"psnr": True, "ssim": True, "temporal_error": False}
     #: The answer's frames follow the input's rather than matching them one to one: a long
