@@ -25,7 +25,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from lavin_core.evaluation.cases import EVAL_SEED, Case, combine_samples, copy_query, draw_cases, json_ready, predict_samples, score
+from lavin_core.evaluation.cases import EVAL_SEED, Case, build_task, combine_samples, copy_query, draw_cases, json_ready, predict_samples, score
 from lavin_core.data.images import save_image, to_pil
 from lavin_core.interfaces import Task
 
@@ -55,13 +55,14 @@ def photos_available() -> bool:
     return importlib.util.find_spec("skimage") is not None
 
 
-def demo_tasks(names: Sequence[str], *, size: int, photos: bool) -> list[tuple[str, Task]]:
-    """``(row label, task)`` for each name, plus photo rows of ``PHOTO_TASKS`` when ``photos``."""
-    import registry
-
-    rows = [(name, registry.get_task(name, size=size)) for name in names]
+def demo_tasks(names: Sequence[str], *, size: int, photos: bool,
+               options: dict[str, dict[str, Any]] | None = None) -> list[tuple[str, Task]]:
+    """``(row label, task)`` for each name (built with its ``options``), plus photo rows of
+    ``PHOTO_TASKS`` when ``photos``."""
+    options = options or {}
+    rows = [(name, build_task(name, size=size, options=options.get(name))) for name in names]
     if photos:
-        rows += [(name + PHOTO_SUFFIX, registry.get_task(name, size=size, source="skimage"))
+        rows += [(name + PHOTO_SUFFIX, build_task(name, size=size, options={**options.get(name, {}), "source": "skimage"}))
                  for name in names if name in PHOTO_TASKS]
     return rows
 
@@ -78,27 +79,29 @@ def run_demo(
     temperature: float | None = None,
     ensemble_size: int = 1,
     photos: bool | None = None,
+    task_options: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
 ) -> list[DemoRow]:
     """One row per task (and photo row): all queries are predicted in one batched call.
 
     ``ensemble_size``: samples per query, combined into one prediction by ``task.combine``.
     ``photos``: add rows on scikit-image's photos (None: when it is installed).
+    ``task_options``: task name -> options its factory takes (``--task-option``).
     """
     if not tasks:
         raise ValueError("no tasks for the demo; name some with --tasks (see `lavin tasks`)")
     photos = photos_available() if photos is None else photos
-    labelled = demo_tasks(tasks, size=size, photos=photos)
+    labelled = demo_tasks(tasks, size=size, photos=photos, options=task_options)
     cases = [draw_cases(task, 1, num_pairs=num_pairs, seed=seed)[0] for _, task in labelled]
     samples = predict_samples(pipe, cases, ensemble_size, seed=seed, num_steps=num_steps,
                                          guidance_scale=guidance_scale, temperature=temperature, progress=progress,
                                          desc="demo")
-    predictions = [combine_samples(task, s) for (_, task), s in zip(labelled, samples)]
+    predictions = [combine_samples(case.instance, s) for case, s in zip(cases, samples)]
     return [
-        DemoRow(label=label, task=task, case=case, prediction=prediction,
-                scores=score(task, prediction, case.answer),
-                copy_query_scores=score(task, copy_query(case), case.answer))
-        for (label, task), case, prediction in zip(labelled, cases, predictions)
+        DemoRow(label=label, task=case.instance, case=case, prediction=prediction,
+                scores=score(case.instance, prediction, case.answer),
+                copy_query_scores=score(case.instance, copy_query(case), case.answer))
+        for (label, _), case, prediction in zip(labelled, cases, predictions)
     ]
 
 

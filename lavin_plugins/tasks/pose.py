@@ -25,7 +25,7 @@ class PoseTask(GeneratedTask):
 
     PCK counts a keypoint as correct within ``pck_alpha`` times the larger side of the true figure's box.
     Rendering drawn per context (``style="drawn"``): which of the 25 code colours marks each
-    keypoint, and the disc radius (1 or 1.5 times the default).
+    keypoint, and the disc radius (1 or 1.5 times the default, from 64 px up).
     """
 
     name: ClassVar[str] = "pose"
@@ -46,7 +46,8 @@ class PoseTask(GeneratedTask):
 
     def draw(self, rng: np.random.Generator, pool: str) -> dict:
         return {"palette": palette_tuple(distinct_colors(rng, len(KEYPOINTS), CODE_COLORS)),
-                "radius": self.radius * float(rng.choice([1.0, 1.5]))}
+                # larger discs only where a figure still fits with its keypoints apart
+                "radius": self.radius * float(rng.choice([1.0, 1.5] if min(self.height, self.width) >= 64 else [1.0]))}
 
     def make(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         image = render(random_scene(rng), self.height, self.width).rgb.copy()
