@@ -86,6 +86,8 @@ class JDiTConfig:
 PRESETS: dict[str, JDiTConfig] = {
     # ~4.6M parameters: trains on a laptop CPU.
     "lavin-tiny": JDiTConfig(hidden_size=192, depth=4, num_heads=4, num_kv_heads=2),
+    # ~14.9M parameters (28 MB in fp16): the in-context recipe, configs/lavin-tiny-icl/ (not yet trained).
+    "lavin-tiny-icl": JDiTConfig(hidden_size=288, depth=6, num_heads=6, num_kv_heads=2),
     # ~118M parameters.
     "lavin-small": JDiTConfig(hidden_size=576, depth=12, num_heads=12, num_kv_heads=4),
     # ~207M parameters: the sharded-training demonstration on a CPU (configs/lavin-medium-fsdp.toml).

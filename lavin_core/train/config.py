@@ -5,6 +5,7 @@ A config file has one table per section below; every key is optional except ``[t
     [run]        name, seed, steps, stage ("vae" or "dit"), device, log_every
     [model]      preset, vae (trained ST-VAE folder for the dit stage), init, parallel, gradient_checkpointing, compile
     [tasks]      task name = mix weight, e.g. depth = 1.0
+    [task_options.NAME]  options for that task's factory, e.g. style = "drawn"
     [data]       source ("generators", "templates", "cache"), templates, caches, image_size, min/max pairs
     [optimizer]  AdamW: lr, betas, weight_decay, eps
     [schedule]   warmup_steps, decay ("constant" or "cosine"), min_lr_ratio
@@ -195,6 +196,8 @@ class TrainConfig:
     """A whole training run."""
 
     tasks: dict[str, float] = attrs.field(validator=_check_tasks)
+    #: Options per task for its factory (``[task_options.depth] style = "drawn"``), as ``--task-option``.
+    task_options: dict[str, dict[str, bool | int | float | str]] = attrs.field(factory=dict)
     run: RunConfig = RunConfig()
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
@@ -206,6 +209,9 @@ class TrainConfig:
     vae: VAEStageConfig = VAEStageConfig()
 
     def __attrs_post_init__(self) -> None:
+        unknown = sorted(set(self.task_options) - set(self.tasks))
+        if unknown:
+            raise ValueError(f"task_options names {', '.join(unknown)}, which [tasks] does not list")
         if self.run.stage == "vae" and not self.vae.train_encoder and not self.model.init:
             raise ValueError("vae.train_encoder = false keeps the encoder as it starts: set model.init to "
                              "the trained ST-VAE whose encoder to keep (e.g. runs/lavin-tiny-vae/export)")
@@ -350,6 +356,8 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):  # an inline table: task_options' per-task options
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {value!r} to TOML")
 
 
