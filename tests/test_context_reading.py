@@ -14,22 +14,14 @@ from lavin_core.evaluation.context_reading import context_reading, twin_cases
 
 
 @attrs.frozen
-class _Sampler:
-    def timesteps(self, num_steps):
-        return [1.0, 0.0]
-
-
-@attrs.frozen
 class _Output:
-    predictions: list
+    samples: list
 
 
 class ColourFitPipeline:
     """Reads its context: fits an affine colour map from the example pairs, applies it to the query."""
 
-    sampler = _Sampler()
-
-    def __call__(self, contexts, **_):
+    def __call__(self, contexts, num_samples=1, **_):
         out = []
         for context in contexts:
             inputs = torch.cat([p.input.reshape(3, -1) for p in context.pairs], dim=1).T  # (N, 3)
@@ -39,16 +31,14 @@ class ColourFitPipeline:
             query = context.query.reshape(3, -1).T
             mapped = torch.cat([query, torch.ones(len(query), 1)], dim=1) @ weights
             out.append(mapped.T.reshape(context.query.shape).clamp(-1, 1))
-        return _Output(predictions=out)
+        return _Output(samples=[[p] * num_samples for p in out])
 
 
 class CopyQueryPipeline:
     """Ignores its context: answers with the query."""
 
-    sampler = _Sampler()
-
-    def __call__(self, contexts, **_):
-        return _Output(predictions=[c.query.clone() for c in contexts])
+    def __call__(self, contexts, num_samples=1, **_):
+        return _Output(samples=[[c.query.clone()] * num_samples for c in contexts])
 
 
 @pytest.mark.parametrize("name", ["map_colour_mix", "map_channel_permute"])

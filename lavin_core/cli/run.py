@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 
 from lavin_core.cli.sampling import add_model_arguments, add_sampling_arguments, open_pipeline, sampling_options
+from lavin_core.cli.task_options import add_task_option_argument
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--task", help="task name (from `lavin tasks`); with --prompts optional, any label")
+    add_task_option_argument(parser)
     parser.add_argument("--query", required=True,
                         help="the query: an image, a clip (.mp4, animated .gif or .png) or a folder of frames "
                              "(path or fsspec URL)")
@@ -92,7 +94,15 @@ def run(args: argparse.Namespace) -> int:
     if pipe.max_pairs is not None and options.num_pairs > pipe.max_pairs:
         warnings.warn(f"--num-pairs {options.num_pairs}: this model was trained with at most {pipe.max_pairs} "
                       f"example pairs per context; more may not help", stacklevel=1)
-    task = task_at(args.task, size) if registered or not args.prompts else None
+    if registered or not args.prompts:
+        from lavin_core.cli.task_options import task_options
+        from lavin_core.seeds import context_seed
+
+        given = task_options(args.task_option, [args.task])[args.task] if args.task_option else {}
+        # a task drawn per context: one instance, from --seed, draws the pairs and reads the answer
+        task = task_at(args.task, size, given).instance(context_seed(args.seed, 0))
+    else:
+        task = None
     if args.prompts:
         from lavin_core.data.templates import read_template_folder
 

@@ -52,16 +52,18 @@ def build_context(
     return TaskContext(task=task, pairs=built, query=query_pixels)
 
 
-def task_at(name: str, size: tuple[int, int]) -> Task:
-    """Registered task ``name`` built at ``size`` = (height, width), so that its examples and its
-    reading of samples share the processing size; a task without a ``size`` option is built as it
-    is (``task_pairs`` resizes its examples). An unknown name is the registry's one-line error."""
+def task_at(name: str, size: tuple[int, int], options: dict | None = None) -> Task:
+    """Registered task ``name`` built at ``size`` = (height, width) with its ``options``, so that its
+    examples and its reading of samples share the processing size; a task without a ``size`` option
+    is built as it is (``task_pairs`` resizes its examples). An unknown name is the registry's
+    one-line error."""
     import registry
 
+    options = dict(options or {})
     try:
-        return registry.get_task(name, size=size)
+        return registry.get_task(name, **{"size": size, **options})
     except registry.PluginError:
-        return registry.get_task(name)
+        return registry.get_task(name, **options)
     except (TypeError, ValueError) as err:
         raise ValueError(f"task {name!r} cannot draw {size[1]}x{size[0]} examples ({err}); process the query "
                          f"at another size, or give your own example pairs") from None
