@@ -9,7 +9,12 @@ tools on first use (``lavin_core.load_pipeline`` imports ``lavin_core.pipeline``
 
 import importlib
 
-from lavin_core import _moved
+from lavin_core import threads as _threads
+
+# Before anything imports torch: OpenMP reads its wait policy once, when it loads (see threads.py).
+_threads.passive_waiting()
+
+from lavin_core import _moved  # noqa: E402
 from lavin_core.context import Example, ExamplePair, TaskContext
 from lavin_core.errors import CheckpointError, LavinError, UnknownNameError
 from lavin_core.interfaces import Denoiser, Encoder, PromptSampler, Sampler, StepCallback, Task

@@ -139,7 +139,8 @@ class Task(abc.ABC):
     """A vision task posed as image (or clip) generation.
 
     A task supplies examples, turns its structured answers (depth maps, masks, keypoints, ...)
-    into target pixels and back, and scores predictions with its usual metrics.
+    into target pixels and back, and scores predictions with its usual metrics. A task whose
+    mapping varies from context to context draws one ``instance`` per context.
     """
 
     #: The registry name, e.g. ``"depth"``.
@@ -150,6 +151,9 @@ class Task(abc.ABC):
     metrics: ClassVar[tuple[str, ...]]
     #: For each metric name: True if larger is better.
     higher_is_better: ClassVar[dict[str, bool]]
+    #: Which split of a training universe the task belongs to: ``"trained"``, ``"held-out"``
+    #: (declared never to be trained on), or None (not declared: most plugin tasks).
+    split: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def examples(self, count: int, *, seed: int = 0) -> Iterator[Example]:
@@ -166,6 +170,19 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def score(self, predicted: Any, truth: Any) -> dict[str, float]:
         """Every metric in ``metrics`` for a predicted answer against the true one."""
+
+    def instance(self, seed: int) -> Task:
+        """The task as drawn for one context: its hidden parameters (a palette, a colour map, a line
+        colour and thickness, a marker style, a transform and its parameters) drawn from ``seed``.
+
+        Every pair and the query of one context come from one instance, so only the context's
+        examples reveal the parameters; the instance's ``examples``, ``render``, ``read`` and
+        ``score`` are the ones to use for that context, and its ``repr`` names the drawn values
+        (the latent cache fingerprints it). Contexts get ``seed = lavin_core.seeds.context_seed(
+        stream seed, context index)``. It must be deterministic in ``seed`` and leave ``self``
+        unchanged. A task with one fixed mapping returns itself: the default.
+        """
+        return self
 
     def combine(self, answers: Sequence[Any]) -> Any:
         """One answer from several sampled ones for the same query (see ``lavin_core.ensemble``).

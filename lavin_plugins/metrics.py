@@ -105,7 +105,8 @@ def box_iou(predicted, truth) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """A boolean ``(H, W)`` mask grown by ``radius`` pixels in every direction (a square structuring element)."""
     out = mask.copy()
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
@@ -126,8 +127,8 @@ def edge_scores(predicted: np.ndarray, truth: np.ndarray, tolerance: int = 1) ->
         raise ValueError(f"edge F1: prediction has shape {predicted.shape} but truth has {truth.shape}")
     if not predicted.any() and not truth.any():
         return 1.0, 1.0, 1.0
-    precision = float((predicted & _dilate(truth, tolerance)).sum() / max(predicted.sum(), 1))
-    recall = float((truth & _dilate(predicted, tolerance)).sum() / max(truth.sum(), 1))
+    precision = float((predicted & dilate(truth, tolerance)).sum() / max(predicted.sum(), 1))
+    recall = float((truth & dilate(predicted, tolerance)).sum() / max(truth.sum(), 1))
     f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
     return f1, precision, recall
 
@@ -169,3 +170,36 @@ def ssim(predicted: np.ndarray, truth: np.ndarray) -> float:
     cov = _filter_valid(predicted * truth, window) - mu_p * mu_t
     ssim_map = ((2 * mu_p * mu_t + c1) * (2 * cov + c2)) / ((mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2))
     return float(ssim_map.mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# temporal consistency of clips ``(T, ...)``: a flickering answer scores worse even when every
+# frame alone is about as good (as in video depth evaluations, which add a temporal term).
+
+
+def temporal_error(predicted: np.ndarray, truth: np.ndarray, *, vector: bool = False) -> float:
+    """Mean error of the frame-to-frame changes: ``|(p[t+1] - p[t]) - (g[t+1] - g[t])|`` over frames
+    and pixels (0 is perfect). ``vector``: the last axis is a vector (normals, RGB) and its
+    changes are compared by Euclidean length. A clip of one frame has no changes: 0."""
+    predicted, truth = _same_shape(predicted, truth, "temporal error")
+    gap = np.diff(predicted, axis=0) - np.diff(truth, axis=0)
+    if gap.size == 0:
+        return 0.0
+    return float(np.linalg.norm(gap, axis=-1).mean() if vector else np.abs(gap).mean())
+
+
+def temporal_flicker(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """For label clips ``(T, H, W)``: the fraction of pixels and frame steps where the prediction
+    changes label and the truth does not, or the reverse (0 is perfect)."""
+    predicted, truth = np.asarray(predicted), np.asarray(truth)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"temporal flicker: prediction has shape {predicted.shape} but truth has {truth.shape}")
+    if len(truth) < 2:
+        return 0.0
+    return float(np.mean((predicted[1:] != predicted[:-1]) != (truth[1:] != truth[:-1])))
+
+
+def per_frame(metric, predicted: np.ndarray, truth: np.ndarray) -> float:
+    """The mean over frames of ``metric(predicted[t], truth[t])`` (NaN frames ignored)."""
+    values = [metric(p, t) for p, t in zip(predicted, truth)]
+    return float(np.nanmean(values)) if values else float("nan")

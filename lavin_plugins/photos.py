@@ -3,6 +3,7 @@
     image_source("scenes")          # procedural renders (always available)
     image_source("skimage")         # the sample photos bundled with scikit-image, if installed
     image_source("s3://bucket/dir") # PNG/JPEG files of a folder: a path or any fsspec URL
+    image_source("mixed")           # half scene renders, half scikit-image photos (scenes alone without it)
 
 A source hands out seeded random ``(H, W, 3)`` float32 crops in [0, 1]: ``source.image(rng, H, W)``.
 """
@@ -104,14 +105,39 @@ def skimage_photos() -> ArrayImages:
     return ArrayImages(load, "scikit-image's sample data")
 
 
+class MixedImages(ImageSource):
+    """Each image from one of ``sources``, chosen with the same generator."""
+
+    def __init__(self, sources: list[ImageSource]):
+        self.sources = sources
+
+    def __repr__(self) -> str:
+        return f"MixedImages({self.sources!r})"
+
+    def image(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+        return self.sources[rng.integers(len(self.sources))].image(rng, height, width)
+
+
+def mixed_images() -> ImageSource:
+    """Scene renders and, when scikit-image is installed, its photos, half and half: real photos
+    where the package has them (the training universe's image maps use this)."""
+    import importlib.util
+
+    if importlib.util.find_spec("skimage") is None:
+        return SceneImages()
+    return MixedImages([SceneImages(), skimage_photos()])
+
+
 def image_source(spec: str | ImageSource) -> ImageSource:
     """An ``ImageSource`` from ``"scenes"``, ``"skimage"``, a folder path / URL, or a source itself."""
     if isinstance(spec, ImageSource):
         return spec
     if not isinstance(spec, str) or not spec:
-        raise ValueError(f"source must be 'scenes', 'skimage', a folder path or URL, or an ImageSource; got {spec!r}")
+        raise ValueError(f"source must be 'scenes', 'skimage', 'mixed', a folder path or URL, or an ImageSource; got {spec!r}")
     if spec == "scenes":
         return SceneImages()
     if spec == "skimage":
         return skimage_photos()
+    if spec == "mixed":
+        return mixed_images()
     return folder_images(spec)

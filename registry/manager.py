@@ -9,6 +9,8 @@ not guessed between: asking for it raises ``DuplicateNameError`` naming both, an
 
 from __future__ import annotations
 
+import inspect
+
 import os
 from collections.abc import Callable
 from importlib import metadata
@@ -60,6 +62,16 @@ class Entry:
     name: str
     factory: Callable[..., Any]
     plugin: str
+
+    def options(self) -> dict[str, Any]:
+        """The factory's options (the keywords ``get_task(name, **options)`` passes) and their
+        defaults, read from its signature; ``inspect.Parameter.empty`` marks a required one."""
+        try:
+            signature = inspect.signature(self.factory)
+        except (TypeError, ValueError):  # a builtin or C callable without a signature
+            return {}
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return {p.name: p.default for p in signature.parameters.values() if p.kind in kinds}
 
 
 @attrs.frozen

@@ -130,7 +130,8 @@ def test_run_bench_scores_model_and_baselines(folder, identity, tmp_path):
     assert depth["held_out"] is False and ident["held_out"] is True
     assert result["trained_count"] == 1 and result["num_steps"] == 2
     for entry, metrics in ((depth, ["abs_rel", "delta1"]), (ident, ["mae", "exact"])):
-        assert set(entry["scores"]) == {"tiny", "copy_query", "mean_of_targets", "nearest_target", "vae_ceiling"}
+        assert set(entry["scores"]) == {"tiny", "copy_query", "blurred_query", "mean_of_targets", "nearest_target",
+                                        "vae_ceiling"}
         assert all(list(s) == metrics for s in entry["scores"].values())
         assert entry["main_metric"] == metrics[0]
     # identity: copying the query is perfect, so it is the best baseline and random weights cannot beat it
@@ -157,6 +158,10 @@ def test_run_bench_scores_model_and_baselines(folder, identity, tmp_path):
     assert table == markdown_table(result)
     assert "| depth | abs_rel ↓ * |" in table and "held out" in table and "of 1 trained tasks" in table
     assert "| nearest_target | vae_ceiling | wins |" in table
+    assert saved["schema"] == "lavin-bench/2" and saved["held_out_count"] == 1
+    assert saved["plugins"] == {"builtin": {"wins": int(depth["wins"]), "count": 1},
+                                "bench-test-plugin": {"wins": 0, "count": 1}}
+    assert "held-out tasks (plugin tasks: bench-test-plugin 0 of 1)" in table
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == 1 + 4  # header + 4 metric rows
 
 
@@ -186,3 +191,79 @@ def test_bench_command_takes_another_sampler(folder, tmp_path, capsys):
     assert "temperature 0.5, 2 samples per case combined by the task" in (out / "bench.md").read_text()
     assert main(["bench", "--model", str(folder), "--sampler", "rk9", "--count", "1"]) == 2
     assert "rk9" in capsys.readouterr().err
+
+
+def test_blurred_query_is_a_blur_of_the_query():
+    case = _random_case(0, 1, frames=5)
+    blurred = evaluation.cases.blurred_query(case)
+    assert blurred.shape == case.query.shape
+    flat = Case(task="t", pairs=case.pairs, query=torch.full_like(case.query, 0.3), target=case.target, answer=None)
+    assert torch.allclose(evaluation.cases.blurred_query(flat), flat.query, atol=1e-6)  # a blur keeps a flat image
+    assert blurred.var() < case.query.var()  # and smooths a noisy one
+
+
+def test_cases_of_a_task_drawn_per_context_each_have_their_instance():
+    task = registry.get_task("semantic_segmentation", size=32, style="drawn")
+    cases = evaluation.draw_cases(task, 3, num_pairs=2, seed=5)
+    palettes = {c.instance.palette for c in cases}
+    assert len(palettes) == 3
+    for case in cases:  # every pair and the query are drawn by the case's own instance
+        for pair in case.pairs:
+            assert torch.equal(case.instance.render(case.instance.read(pair.target)), pair.target)
+        assert evaluation.score(case.instance, case.target, case.answer)["miou"] == 1.0
+    again = evaluation.draw_cases(task, 3, num_pairs=2, seed=5)
+    assert [c.instance.palette for c in again] == [c.instance.palette for c in cases]
+    fixed = evaluation.draw_cases(registry.get_task("depth", size=32), 2, num_pairs=1, seed=5)
+    assert all(c.instance.colormap == fixed[0].instance.colormap for c in fixed)
+
+
+def test_pairs_sweep_uses_the_same_queries(folder):
+    pipe = tiny_pipeline(folder)
+    result = run_bench(pipe, ["map_channel_invert"], model_name="tiny", count=2, num_pairs=(2, 1), seed=3,
+                       num_steps=2, progress=False, ceiling=False)
+    sweep = result["pairs_sweep"]
+    assert sweep["num_pairs"] == [1, 2] and result["num_pairs"] == 2
+    line = sweep["tasks"]["map_channel_invert"]
+    assert line["main_metric"] == "ssim" and len(line["model"]) == len(line["best_baseline"]) == 2
+    assert line["model"][-1] == result["tasks"]["map_channel_invert"]["scores"]["tiny"]["ssim"]
+    assert "2 pairs |" in markdown_table(result)
+
+
+def test_split_selects_declared_and_model_tasks():
+    from lavin_core.evaluation.bench import split_tasks
+
+    available = ["depth", "map_blur", "map_posterize", "unseen_depth", "invert"]
+    assert split_tasks(available, "trained", ["depth"]) == ["depth"]
+    assert split_tasks(available, "held-out", ["depth"]) == ["map_posterize", "unseen_depth", "invert"]
+    assert split_tasks(available, "trained", None) == ["depth", "map_blur"]
+    assert split_tasks(available, "all", ["map_blur"])[0] == "map_blur"
+    with pytest.raises(ValueError, match="split must be"):
+        split_tasks(available, "test", None)
+
+
+def test_bench_command_takes_task_options_and_reports_unbuildable_tasks(folder, tmp_path, capsys):
+    out = tmp_path / "bench"
+    status = main(["bench", "--model", str(folder), "--tasks", "depth", "--task-option", "depth:style=drawn",
+                   "--task-option", "max_depth=12", "--count", "1", "--num-pairs", "1", "--steps", "2",
+                   "--out", str(out), "--no-progress"])
+    assert status == 0, capsys.readouterr().err
+    result = json.loads((out / "bench.json").read_text())
+    assert result["task_options"] == {"depth": {"style": "drawn", "max_depth": 12}}
+    assert main(["bench", "--model", str(folder), "--tasks", "depth", "--task-option", "depth:colour=red"]) == 2
+    assert "has no option 'colour'" in capsys.readouterr().err
+    from lavin_core.evaluation import buildable_tasks
+
+    names, failed = buildable_tasks(32)
+    assert "depth" in names and "folder" in failed and "path" in failed["folder"]
+
+
+def test_the_example_plugins_task_is_benchmarked_with_its_options(folder, tmp_path, capsys):
+    # the example plugin is installed (README quick start, CI); its silhouette task takes options
+    out = tmp_path / "bench"
+    status = main(["bench", "--model", str(folder), "--tasks", "silhouette", "--task-option", "silhouette:shapes=1",
+                   "--task-option", "outline=true", "--count", "1", "--num-pairs", "1", "--steps", "2",
+                   "--out", str(out), "--no-progress"])
+    assert status == 0, capsys.readouterr().err
+    result = json.loads((out / "bench.json").read_text())
+    assert result["task_options"] == {"silhouette": {"shapes": 1, "outline": True}}
+    assert result["plugins"]["example"]["count"] == 1 and result["tasks"]["silhouette"]["held_out"] is True

@@ -102,8 +102,8 @@ def bad_cases(files):
     garbage.write_bytes(b"not an image")
     query, prompts = files["query"], files["prompts"]
     return [
-        (["--query", str(files["dir"] / "missing.png"), "--prompts", prompts], "no image file at"),
-        (["--query", str(garbage), "--prompts", prompts], "is not a readable image"),
+        (["--query", str(files["dir"] / "missing.png"), "--prompts", prompts], "no image or clip file at"),
+        (["--query", str(garbage), "--prompts", prompts], "is not a readable image or clip"),
         (["--query", query, "--prompts", str(empty)], "has no NAME_input.png / NAME_target.png pairs"),
         (["--query", query, "--prompts", str(files["dir"] / "nowhere")], "does not exist"),
         (["--query", query, "--prompts", str(unmatched)], r"unmatched template files: a_input \(no target\), b_target \(no input\)"),
@@ -284,3 +284,19 @@ def test_a_query_is_processed_at_the_models_size_and_resized_back(tmp_path, caps
     status, _, err = run(["--task", "depth", "--query", str(query), "--model", str(folder), *FAST,
                           "--ensemble", "1", "--num-pairs", "3", "--out", str(tmp_path / "q.png")], capsys)
     assert status == 0 and "trained with at most 1 example pairs" in err
+
+
+def test_task_options_and_a_task_drawn_per_context(files, capsys, monkeypatch):
+    from lavin_plugins.tasks import SemanticSegmentationTask
+
+    seen = []
+    original = SemanticSegmentationTask.instance
+    monkeypatch.setattr(SemanticSegmentationTask, "instance", lambda self, seed: seen.append(self.style) or original(self, seed))
+    out = files["dir"] / "seg.png"
+    status, stdout, err = run(["--task", "semantic_segmentation", "--task-option", "style=drawn", "--query",
+                               files["query"], "--num-pairs", "2", *MODELS, *FAST, "--out", str(out)], capsys)
+    assert status == 0, err
+    assert seen == ["drawn"] and "2 example pairs" in stdout
+    status, _, err = run(["--task", "semantic_segmentation", "--task-option", "palette=3", "--query", files["query"],
+                          *MODELS, *FAST, "--out", str(out)], capsys)
+    assert status == 2 and "no task among semantic_segmentation takes option 'palette'" in err

@@ -13,7 +13,7 @@ from PIL import Image
 from lavin_core import evaluation
 from lavin_core.evaluation import demo
 from lavin_core.cli import main
-from lavin_core.data.images import to_uint8
+from lavin_core.data.images import read_clip, to_uint8
 from tests.tiny_model import make_model_folder, tiny_pipeline
 
 
@@ -50,12 +50,17 @@ def test_grid_layout(rows):
     grid = demo.make_grid(rows, scale=2, pad=4, label_width=170)
     columns = len(demo.column_titles(2))
     assert columns == 2 * 2 + 3
-    assert grid.size == (170 + columns * (128 + 4) + 4, 18 + 2 * (128 + 4) + 4)
+    # the clip row is a strip of its 5 frames, top to bottom
+    assert grid.size == (170 + columns * (128 + 4) + 4, 18 + (128 + 4) + (5 * 128 + 4) + 4)
     # the prediction cell of row 0 holds the prediction, upscaled by 2 (nearest)
     left, top = 170 + 4 + 5 * (128 + 4), 18 + 4
     cell = np.array(grid.crop((left, top, left + 128, top + 128)))
     want = to_uint8(rows[0].prediction)[-1].repeat(2, axis=0).repeat(2, axis=1)
     assert np.array_equal(cell, want)
+    # frame 3 of the clip row's prediction, fourth from the top of its strip
+    top = 18 + 4 + 128 + 4 + 3 * 128
+    cell = np.array(grid.crop((left, top, left + 128, top + 128)))
+    assert np.array_equal(cell, to_uint8(rows[1].prediction)[3].repeat(2, axis=0).repeat(2, axis=1))
 
 
 def test_write_demo(rows, tmp_path):
@@ -67,6 +72,10 @@ def test_write_demo(rows, tmp_path):
     assert set(entry) == {"task", "main_metric", "higher_is_better", "scores", "copy_query_scores"}
     assert entry["main_metric"] == "abs_rel" and entry["higher_is_better"]["abs_rel"] is False
     assert entry["scores"]["abs_rel"] == pytest.approx(rows[0].scores["abs_rel"])
+    # an animated file per clip task: query | prediction | ground truth, frame by frame
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.gif")) == ["frame_prediction.gif"]
+    clip = read_clip(tmp_path / "out" / "frame_prediction.gif")
+    assert clip.pixels.shape == (3, 5, 64, 3 * 64) and clip.fps == pytest.approx(demo.DEMO_FPS)
 
 
 def test_demo_command(folder, tmp_path, capsys):

@@ -71,7 +71,7 @@ def test_lists_of_frames_make_clips():
 
 def test_bad_inputs_get_one_line_errors(tmp_path):
     cases = [
-        (str(tmp_path / "missing.png"), "no image file at"),
+        (str(tmp_path / "missing.png"), "no image or clip file at"),
         (np.random.default_rng(0).random((4, 4, 3)) * 3, r"must lie in \[0, 1\]"),
         (np.zeros((4, 4, 3), dtype=np.int64) + 3, "uint8 or float"),
         (torch.rand(4, 4), r"\(3, H, W\) or \(3, T, H, W\)"),
@@ -82,7 +82,8 @@ def test_bad_inputs_get_one_line_errors(tmp_path):
     garbage = tmp_path / "garbage.png"
     garbage.write_bytes(b"this is not a png")
     cases.append((str(garbage), "not a readable image"))
-    cases.append((str(tmp_path), "cannot read"))
+    (tmp_path / "empty").mkdir()
+    cases.append((str(tmp_path / "empty"), "holds no image files"))
     for value, message in cases:
         with pytest.raises(ImageError, match=message) as info:
             to_pixels(value, what="query")

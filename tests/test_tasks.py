@@ -20,6 +20,10 @@ SIZE = 32
 SEEDS = st.integers(0, 2**31 - 1)
 
 
+#: Video tasks whose answers are clips of an image task's answers, checked the same way.
+LIKE = {"video_depth": "depth", "video_normals": "normals", "video_segmentation": "foreground_segmentation"}
+
+
 def quantise(pixels: torch.Tensor) -> torch.Tensor:
     """What saving the target as an 8-bit PNG and reading it back does."""
     return torch.round((pixels + 1) * 127.5) / 127.5 - 1
@@ -27,6 +31,7 @@ def quantise(pixels: torch.Tensor) -> torch.Tensor:
 
 def assert_round_trip(name: str, read, truth) -> None:
     """read(render(truth)) equals truth up to 8-bit quantisation, in the task's own terms."""
+    name = LIKE.get(name, name)
     if name == "depth":
         np.testing.assert_allclose(read, truth, atol=DepthTask().max_depth / (7 * 255))
     elif name == "normals":
@@ -43,6 +48,7 @@ def assert_round_trip(name: str, read, truth) -> None:
 
 def corrupt(name: str, truth, rng: np.random.Generator):
     """A clearly wrong answer of the same kind."""
+    name = LIKE.get(name, name)
     if name == "depth":
         return truth * 1.4 + rng.uniform(0, 0.5, truth.shape)
     if name == "normals":

@@ -130,3 +130,21 @@ def test_tiny_recipe_chains_the_vae_into_the_dit():
 def test_plot_loss_cli_names_a_folder_without_metrics(tmp_path, capsys):
     assert main(["plot-loss", str(tmp_path)]) == 2
     assert "no metrics.jsonl" in capsys.readouterr().err
+
+
+def test_task_options_reach_the_tasks_and_round_trip_through_toml(tmp_path):
+    from lavin_core.train.config import dump_toml, load_config
+    from lavin_core.train.data import data_sources
+
+    path = tmp_path / "c.toml"
+    path.write_text('[tasks]\ndepth = 1.0\nedges = 1.0\n[task_options.depth]\nstyle = "drawn"\nmax_depth = 12\n'
+                    '[data]\nimage_size = 32\n')
+    config = load_config(path)
+    assert config.task_options == {"depth": {"style": "drawn", "max_depth": 12}}
+    (tmp_path / "again.toml").write_text(dump_toml(config))
+    assert load_config(tmp_path / "again.toml") == config
+    depth = next(t for t in data_sources(config) if t.name == "depth")
+    assert depth.style == "drawn" and depth.max_depth == 12.0
+    path.write_text('[tasks]\ndepth = 1.0\n[task_options.pose]\nstyle = "drawn"\n')
+    with pytest.raises(ValueError, match="task_options names pose"):
+        load_config(path)

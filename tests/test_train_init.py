@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from lavin_core.errors import CheckpointError
 from lavin_core.pretrained import get_model
+from lavin_core.train.checkpointing import read_model_weights
 from lavin_core.train.config import ConfigError, load_config
 from lavin_core.train.toy import make_toy_workspace
 from lavin_core.train.trainer import train
@@ -18,7 +19,7 @@ BASE = ["run.steps=2", "checkpoint.every=2", "train.batch_size=2", "data.max_pai
 
 
 def _weights(run, name: str = "model") -> dict[str, torch.Tensor]:
-    return load_file(str(run / "checkpoints" / "step-00000002" / f"{name}.safetensors"))
+    return read_model_weights(run / "checkpoints" / "step-00000002", name)
 
 
 def test_a_dit_run_starts_from_the_init_weights(tmp_path):

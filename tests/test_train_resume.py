@@ -11,11 +11,10 @@ import time
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from lavin_core.errors import CheckpointError
 from lavin_core.stvae import STVAE
-from lavin_core.train.checkpointing import list_checkpoints
+from lavin_core.train.checkpointing import list_checkpoints, read_model_weights
 from lavin_core.train.config import load_config
 from lavin_core.train.metrics import read_metrics
 from lavin_core.train.toy import make_toy_workspace
@@ -54,8 +53,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     train(config, killed, resume=True)
     final = f"checkpoints/step-{STEPS:08d}"
     for name in ("model", "ema"):
-        a = load_file(str(tmp_path / "straight" / final / f"{name}.safetensors"))
-        b = load_file(str(killed / final / f"{name}.safetensors"))
+        a = read_model_weights(tmp_path / "straight" / final, name)
+        b = read_model_weights(killed / final, name)
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a), name
     assert len(list_checkpoints(killed)) == 2  # keep_last
@@ -95,8 +94,8 @@ def test_vae_stage_resumes_exactly_with_its_discriminator(tmp_path):
     train(config, tmp_path / "resumed", resume=True)
     final = "checkpoints/step-00000003"
     for name in ("model", "ema", "discriminator"):
-        a = load_file(str(tmp_path / "straight" / final / f"{name}.safetensors"))
-        b = load_file(str(tmp_path / "resumed" / final / f"{name}.safetensors"))
+        a = read_model_weights(tmp_path / "straight" / final, name)
+        b = read_model_weights(tmp_path / "resumed" / final, name)
         assert all(torch.equal(a[k], b[k]) for k in a), name
     records = read_metrics(tmp_path / "resumed")
     assert [r["step"] for r in records] == [1, 2, 3]  # no duplicated lines after the resume

@@ -11,6 +11,7 @@ import os
 import sys
 import warnings
 
+from lavin_core import threads
 from lavin_core.errors import LavinError
 
 #: The subcommand modules, in the order ``lavin --help`` lists them.
@@ -19,6 +20,7 @@ COMMANDS = (
     "lavin_core.cli.tasks",
     "lavin_core.cli.plugins",
     "lavin_core.cli.run",
+    "lavin_core.cli.app",
     "lavin_core.cli.train",
     "lavin_core.cli.plot_loss",
     "lavin_core.cli.cache",
@@ -33,11 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verbose = "on an error, also print its full details (e.g. every mismatched tensor name of a checkpoint)"
     parser.add_argument("--verbose", action="store_true", help=verbose)
+    thread_help = (f"CPU threads (default: ${threads.THREADS_ENV}, else $OMP_NUM_THREADS, else the cores this "
+                   "process may use: affinity and cgroup quota)")
+    parser.add_argument("--threads", type=int, metavar="N", help=thread_help)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         importlib.import_module(module).add_parser(subparsers)
-    for command in subparsers.choices.values():  # `lavin run ... --verbose` works too
+    # Also after the subcommand (`lavin demo --threads 1`, `lavin run ... --verbose`); SUPPRESS keeps
+    # a value given before it.
+    for command in subparsers.choices.values():
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose)
+        command.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS, help=thread_help)
     return parser
 
 
@@ -53,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        threads.set_threads(threads.choose_threads(args.threads))
         status = args.func(args) or 0
         sys.stdout.flush()  # inside the try: a closed pipe shows up here, not at interpreter exit
         return status

@@ -10,7 +10,6 @@ two builds of the same cache may run at once (see ``lavin_core.data.cache`` for 
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,9 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--seed", type=int, default=0, help="example seed (default 0)")
     build.add_argument("--size", type=int, default=None, help="image size passed to the task (e.g. 64)")
     build.add_argument(
-        "--option", action="append", default=[], metavar="KEY=VALUE",
-        help="another task option (VALUE is read as JSON if it parses, else as text); repeatable",
+        "--task-option", "--option", action="append", default=[], metavar="KEY=VALUE", dest="task_option",
+        help="a task option (see `lavin tasks`; VALUE is read as JSON if it parses, else as text); repeatable",
     )
+    build.add_argument("--group-size", type=int, default=9, metavar="N",
+                       help="examples per drawn instance, for a task drawn per context (default 9: a query and up to 8 pairs)")
     build.add_argument("--batch-size", type=int, default=8, help="examples made and committed per round (default 8); each is encoded on its own, so the "
                             "cache's bytes do not depend on it")
     build.add_argument("--device", default="cpu", help="device for the encoder (default cpu)")
@@ -46,31 +47,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     info.set_defaults(func=run_info)
 
 
-def parse_options(pairs: list[str]) -> dict[str, object]:
-    """``["max_depth=12", "source=skimage"]`` -> ``{"max_depth": 12, "source": "skimage"}``."""
-    options: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--option takes KEY=VALUE, got {pair!r}")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
 def run_build(args: argparse.Namespace) -> int:
     import registry
+    from lavin_core.cli.task_options import task_options
     from lavin_core.data.cache import build_cache
     from lavin_core.pretrained import load_encoder
 
-    options = parse_options(args.option)
+    options = task_options(args.task_option, [args.task])[args.task]
     if args.size is not None:
         options["size"] = args.size
     task = registry.get_task(args.task, **options)
     encoder = load_encoder(args.vae, device=args.device)
-    cache = build_cache(task, encoder, args.out, count=args.count, seed=args.seed, batch_size=args.batch_size, progress=True)
+    cache = build_cache(task, encoder, args.out, count=args.count, seed=args.seed, batch_size=args.batch_size,
+                        group_size=args.group_size, progress=True)
     print(f"{cache.url}: {len(cache)} of {cache.count} examples of {cache.task!r}, fingerprint {cache.fingerprint[:12]}")
     return 0
 

@@ -12,6 +12,7 @@ import argparse
 
 from lavin_core.cli.sampling import add_model_arguments as add_model_flags
 from lavin_core.cli.sampling import add_sampling_arguments, open_pipeline, sampling_options
+from lavin_core.cli.task_options import add_task_option_argument
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--tasks", nargs="+", metavar="TASK",
                         help="tasks to show (default: the tasks the model was trained on)")
+    add_task_option_argument(parser)
     parser.add_argument("--num-pairs", type=int, default=3, metavar="K", help="example pairs per task (default: 3)")
     parser.add_argument("--seed", type=int, default=2026, metavar="S", help="example and noise seed (default: 2026)")
     parser.add_argument("--no-photos", action="store_true", help="skip the scikit-image photo rows")
@@ -61,7 +63,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from lavin_core.evaluation.demo import DEMO_TASKS, run_demo, text_table, write_demo
+    from lavin_core.cli.task_options import task_options
+    from lavin_core.evaluation.demo import DEMO_TASKS, animation_name, clip_rows, run_demo, text_table, write_demo
 
     if args.num_pairs < 1:
         raise ValueError(f"--num-pairs must be at least 1, got {args.num_pairs}")
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     rows = run_demo(pipe, tasks, num_pairs=args.num_pairs, seed=args.seed, size=size, num_steps=options.num_steps,
                     guidance_scale=options.guidance_scale, temperature=options.temperature,
                     ensemble_size=options.num_samples, photos=False if args.no_photos else None,
-                    progress=not args.no_progress)
+                    task_options=task_options(args.task_option, tasks), progress=not args.no_progress)
     meta = {"model": name, "seed": args.seed, "num_pairs": args.num_pairs, "image_size": size,
             "sampler": args.sampler, "num_steps": len(pipe.sampler_for(options).timesteps(options.num_steps)) - 1,
             "guidance_scale": options.guidance_scale, "temperature": options.temperature,
@@ -80,4 +83,8 @@ def run(args: argparse.Namespace) -> int:
     print(text_table(rows, name))
     print(f"\nwrote {png} and {metrics} in {time.perf_counter() - start:.0f} s "
           f"(a row per task: example pairs, query, prediction, ground truth)")
+    animated = clip_rows(rows)
+    if animated:
+        print(f"wrote an animated GIF per clip task in {args.out}: "
+              + ", ".join(animation_name(row) for row in animated) + " (query | prediction | truth)")
     return 0

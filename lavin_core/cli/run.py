@@ -1,6 +1,7 @@
-"""``lavin run``: in-context prediction for one query image from example pairs.
+"""``lavin run``: in-context prediction for one query image or clip from example pairs.
 
     lavin run --task depth --query photo.png --out depth.png        # the shipped lavin-tiny
+    lavin run --task video_depth --query walk.mp4 --out depth.mp4   # a clip of any length
     lavin run --task depth --query photo.png --prompts templates/depth/ \\
         --dit lavin_dit.safetensors --vae stvae.pt --out depth.png
 
@@ -8,6 +9,10 @@
 which defines the task by itself; without it the pairs are drawn from the registered ``--task``'s own
 examples by a prompt sampler. Queries are processed at the model's size (lavin-tiny: 64 px on the
 longer side) and the prediction is resized back to the query's size.
+A query clip (``.mp4`` with the ``video`` extra, animated ``.gif`` / ``.png``, a folder of
+frames) longer or shorter than the example clips is predicted in windows of their length
+(``lavin_core.pipeline.windows``); ``--out`` picks the format by its extension and keeps the
+query's frame rate.
 ``--model`` names a shipped model (default ``lavin-tiny``) or a model folder (``dit/`` + ``vae/``).
 ``--dit`` / ``--vae`` take one of our checkpoint folders, the authors' files, or ``random:PRESET``
 (e.g. ``random:lavin-tiny``) for randomly initialised models, which produce noise; given both,
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 
 from lavin_core.cli.sampling import add_model_arguments, add_sampling_arguments, open_pipeline, sampling_options
+from lavin_core.cli.task_options import add_task_option_argument
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,8 +41,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--task", help="task name (from `lavin tasks`); with --prompts optional, any label")
-    parser.add_argument("--query", required=True, help="the query image (path or fsspec URL)")
-    parser.add_argument("--prompts", metavar="DIR", help="template folder of NAME_input.png / NAME_target.png pairs")
+    add_task_option_argument(parser)
+    parser.add_argument("--query", required=True,
+                        help="the query: an image, a clip (.mp4, animated .gif or .png) or a folder of frames "
+                             "(path or fsspec URL)")
+    parser.add_argument("--prompts", metavar="DIR",
+                        help="template folder of NAME_input.png / NAME_target.png pairs (or clips: NAME_input.mp4, "
+                             ".gif, or NAME_input/ frame folders)")
     parser.add_argument("--num-pairs", type=int, metavar="N",
                         help="example pairs in the context (default: the most the model was trained with, "
                              "3 for lavin-tiny; else the official 4)")
@@ -50,11 +61,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resize", action="store_true",
                         help="with --processing-size 0: resize a query whose sides are not multiples of 16 "
                              "to the nearest size that is")
+    parser.add_argument("--window-overlap", type=int, metavar="N",
+                        help="frames shared by neighbouring windows of a long query clip (default: 1; 0 for "
+                             "image pairs, which predict frame by frame)")
     add_model_arguments(parser)
     parser.add_argument("--out", required=True, metavar="FILE",
                         help="where to write the prediction; its extension picks the format (.png, .jpg, .webp, "
-                             ".bmp, .tif; a clip: .png or .webp); written atomically; an existing file is refused "
-                             "unless --overwrite")
+                             ".bmp, .tif; a clip: .png (animated), .gif, .mp4); written atomically; an existing "
+                             "file is refused unless --overwrite")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -63,13 +77,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
-    from lavin_core.data.images import check_size, fit_size, resize, to_pixels
+    from lavin_core.data.images import check_size, fit_size, read_clip, resize
     from lavin_core.data.outputs import check_output_path, save_image
+    from lavin_core.data.video import DEFAULT_FPS
+    from lavin_core.pipeline.windows import predict_clip
+    from lavin_core.pipeline.inputs import task_at, task_pairs
 
     options = sampling_options(args, seed=args.seed, num_pairs=args.num_pairs, processing_size=args.processing_size)
     if args.task is None and args.prompts is None:
         raise ValueError("name the task: --task NAME (see `lavin tasks`), or --prompts DIR with example pairs")
-    query = to_pixels(args.query, what=args.query)
+    clip = read_clip(args.query)  # every frame, any count: windows fit the length below
+    query = clip.pixels
     check_output_path(args.out, overwrite=args.overwrite, frames=query.shape[1])  # before any work
     registered = args.task is not None and args.task in _task_names()
     pipe, options = open_pipeline(args, options, combining=registered or not args.prompts)
@@ -81,19 +99,37 @@ def run(args: argparse.Namespace) -> int:
     if pipe.max_pairs is not None and options.num_pairs > pipe.max_pairs:
         warnings.warn(f"--num-pairs {options.num_pairs}: this model was trained with at most {pipe.max_pairs} "
                       f"example pairs per context; more may not help", stacklevel=1)
-    task = _task_at(args.task, size) if registered or not args.prompts else None
+    if registered or not args.prompts:
+        from lavin_core.cli.task_options import task_options
+        from lavin_core.seeds import context_seed
+
+        given = task_options(args.task_option, [args.task])[args.task] if args.task_option else {}
+        # a task drawn per context: one instance, from --seed, draws the pairs and reads the answer
+        task = task_at(args.task, size, given).instance(context_seed(args.seed, 0))
+    else:
+        task = None
     if args.prompts:
         from lavin_core.data.templates import read_template_folder
 
         pairs = read_template_folder(args.prompts, size=size, limit=options.num_pairs)
     else:
-        pairs = _task_pairs(task, args, query, size, options)
-    out = pipe(pairs=pairs, query=query, task=task, options=options, progress=not args.quiet)
-    prediction = out.predictions[0]
-    save_image(prediction, args.out, overwrite=args.overwrite)
+        pairs = task_pairs(task, resize(query, size), options.num_pairs, prompt_sampler=args.prompt_sampler,
+                           seed=args.seed)
+    calls = []
+
+    def predict(window_pairs, frames):
+        calls.append(pipe(pairs=window_pairs, query=frames, task=task, options=options, progress=not args.quiet))
+        return calls[-1].predictions[0]
+
+    prediction = predict_clip(predict, pairs, query, overlap=args.window_overlap,
+                              frame_aligned=getattr(task, "frame_aligned", True))
+    save_image(prediction, args.out, fps=clip.fps, overwrite=args.overwrite)
     height, width = prediction.shape[-2:]
-    samples = len(out.samples[0])
+    samples = len(calls[0].samples[0])
     combined = f", {samples} samples combined" if samples > 1 else ""
+    if prediction.shape[1] > 1:
+        windows = f" in {len(calls)} windows" if len(calls) > 1 else ""
+        combined += f", {prediction.shape[1]} frames at {clip.fps or DEFAULT_FPS:g} fps{windows}"
     label = args.task or "from --prompts"
     processed = f", processed at {size[1]}x{size[0]}" if tuple(size) != (height, width) else ""
     print(f"wrote {args.out} ({width}x{height}, {len(pairs)} example pairs, task {label}{combined}{processed})")
@@ -104,36 +140,3 @@ def _task_names() -> list[str]:
     import registry
 
     return registry.list_tasks()
-
-
-def _task_at(name: str, size: tuple[int, int]):
-    """Task ``name`` built once, at the processing size, so that its examples and its reading of the
-    samples share it; a task without a ``size`` option is built as it is, its examples resized.
-    An unknown name is the registry's one-line error, with close matches."""
-    import registry
-
-    try:
-        return registry.get_task(name, size=size)
-    except registry.PluginError:
-        return registry.get_task(name)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"task {name!r} cannot draw {size[1]}x{size[0]} examples ({err}); "
-                         f"pass --processing-size, or --prompts DIR with your own pairs") from None
-
-
-def _task_pairs(task, args: argparse.Namespace, query, size, options):
-    """Example pairs from the task's own examples, chosen by the prompt sampler."""
-    import torch
-
-    import registry
-    from lavin_core.context import ExamplePair
-    from lavin_core.data.images import resize
-
-    chooser = registry.get_prompt_sampler(args.prompt_sampler)
-    pool = [ExamplePair(input=resize(e.pair.input, size), target=resize(e.pair.target, size))
-            for e in task.examples(max(4 * options.num_pairs, 16), seed=args.seed)]
-    if not pool:
-        raise ValueError(f"task {args.task!r} yielded no examples; pass --prompts DIR")
-    indices = chooser.select(pool, resize(query, size), options.num_pairs,
-                             generator=torch.Generator().manual_seed(args.seed))
-    return [pool[i] for i in indices]

@@ -12,6 +12,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import registry
+    from lavin_core.cli.task_options import describe_options
     from lavin_core.evaluation.table import format_table
 
     reg = registry.default_registry()
@@ -19,13 +20,15 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for name in reg.list_tasks():
         if name in conflicts["task"]:
-            rows.append([name, "-", f"CONFLICT: registered by {' and '.join(conflicts['task'][name])}", "-"])
+            rows.append([name, "-", f"CONFLICT: registered by {' and '.join(conflicts['task'][name])}", "-", "-", "-"])
             continue
         entry = reg.task_entry(name)
         metrics = ", ".join(getattr(entry.factory, "metrics", ()))
         description = getattr(entry.factory, "description", "")
-        rows.append([name, metrics, description, entry.plugin])
-    print(format_table(["task", "metrics (main first)", "description", "plugin"], rows) if rows else "no tasks registered")
+        split = getattr(entry.factory, "split", None) or "-"
+        rows.append([name, metrics, description, describe_options(entry.options(), entry.factory) or "-", split, entry.plugin])
+    headers = ["task", "metrics (main first)", "description", "options (--task-option KEY=VALUE)", "split", "plugin"]
+    print(format_table(headers, rows) if rows else "no tasks registered")
     samplers = reg.list_prompt_samplers()
     print()
     print(f"prompt samplers: {', '.join(samplers) if samplers else 'none'}")

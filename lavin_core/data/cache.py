@@ -25,7 +25,7 @@ Safety scheme (write, then commit):
   a time, so the result does not depend on which others shared a batch), so whichever chunk and
   commit land last is identical to the other.
 - The fingerprint hashes the encoder's class and every weight, plus the preprocessing (task,
-  its options, seed, pixel shapes). Opening or extending a cache with another fingerprint raises
+  its options, seed, pixel shapes, and for a task drawn per context its ``group_size``). Opening or extending a cache with another fingerprint raises
   ``StaleCacheError``.
 """
 
@@ -47,6 +47,7 @@ from torch import Tensor
 from lavin_core.atomic import write_bytes_to
 from lavin_core.errors import LavinError
 from lavin_core.interfaces import Encoder, Task
+from lavin_core.data.instances import GroupedExamples, varies
 from lavin_core.data.latents import pixel_key
 
 FORMAT = "lavin-latent-cache"
@@ -145,6 +146,11 @@ class ZarrLatentCache:
     @property
     def task(self) -> str:
         return self.attrs["preprocessing"]["task"]
+
+    @property
+    def group_size(self) -> int | None:
+        """Examples per drawn instance for a task drawn per context (``lavin_core.data.instances``), else None."""
+        return self.attrs["preprocessing"].get("group_size")
 
     @property
     def count(self) -> int:
@@ -365,9 +371,13 @@ def build_cache(
     count: int,
     seed: int = 0,
     batch_size: int = 8,
+    group_size: int = 9,
     progress: bool = False,
 ) -> ZarrLatentCache:
     """Encode ``count`` examples of ``task`` (seed ``seed``) into the cache at ``url``; resumes if it exists.
+
+    A task drawn per context (``Task.instance``) is cached in instance groups of ``group_size``
+    examples (default 9: a query and up to 8 pairs), so that a context's pairs share one instance.
 
     Examples already committed (by an earlier, interrupted run or by a concurrent writer) are not
     encoded again. ``batch_size`` examples are made, encoded (each on its own, see ``_encode``)
@@ -376,13 +386,16 @@ def build_cache(
     """
     if count < 1 or batch_size < 1:
         raise ValueError(f"count and batch_size must be >= 1, got count={count}, batch_size={batch_size}")
-    first = _first_example(task, seed)
+    grouped = GroupedExamples(task, seed=seed, group_size=group_size) if varies(task) else None
+    first = _first_example(task, seed) if grouped is None else grouped.example(0)
     input_latent = tuple(encoder.latent_shape(first.pair.input.shape))
     target_latent = tuple(encoder.latent_shape(first.pair.target.shape))
     encoder_hash = encoder_fingerprint(encoder)
     preprocessing = preprocessing_for(
         task, seed=seed, input_shape=tuple(first.pair.input.shape), target_shape=tuple(first.pair.target.shape)
     )
+    if grouped is not None:
+        preprocessing["group_size"] = group_size
     attributes = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -426,7 +439,10 @@ def build_cache(
             bar.update(len(batch))
 
     pending: list[tuple[int, Any]] = []
-    for index, example in _examples_except(task, count, seed, set(cache.indices)):
+    done = set(cache.indices)
+    todo = (_examples_except(task, count, seed, done) if grouped is None
+            else ((i, grouped.example(i)) for i in range(count) if i not in done))
+    for index, example in todo:
         pending.append((index, example))
         if len(pending) == batch_size:
             flush(pending)

@@ -8,11 +8,15 @@ Accepted inputs (``to_pixels``):
 - ``numpy.ndarray``: ``(H, W, 3)`` or ``(T, H, W, 3)`` (or grey ``(H, W)``), uint8 in [0, 255]
   or float in [0, 1] (the numpy/scikit-image convention);
 - a path or fsspec URL (``str`` / ``os.PathLike``) of an image file PIL can read (PNG, JPEG, ...),
-  read as a PIL image is, and decoded no larger than ``max_side`` when given;
+  read as a PIL image is (real mode and bit depth), decoded no larger than ``max_side`` when
+  given; or of a clip (MP4 and the other ffmpeg formats with the ``video`` extra, animated GIF,
+  animated PNG: every frame, see ``lavin_core.data.video``) or of a folder of frames;
 - a list or tuple of any of these single images: the frames of a clip.
 
-Outputs: ``to_pil`` (one image per frame) and ``to_uint8`` (``(T, H, W, 3)`` arrays); files are
-written by ``lavin_core.data.outputs.save_image`` (the extension picks the format, atomically).
+``read_clip`` reads a clip file of any length with its frame rate (``to_pixels`` insists on the
+``1 + 4k`` frames the model takes). Outputs: ``to_pil`` (one image per frame) and ``to_uint8``
+(``(T, H, W, 3)`` arrays); files are written by ``lavin_core.data.outputs.save_image`` (the
+extension picks the format: PNG, JPEG, WebP, GIF, MP4, ...; atomically).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import re
 import warnings
 from typing import Any
 
+import attrs
 import fsspec
 import numpy as np
 import torch
@@ -31,6 +36,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from lavin_core.context import check_pixels
+from lavin_core.data import video
 from lavin_core.errors import LavinError
 
 
@@ -191,6 +197,40 @@ def read_image(url: str | os.PathLike, *, max_side: int | None = None, oversize:
     return Image.fromarray(array)
 
 
+@attrs.frozen
+class Clip:
+    """A clip as read from a file: pixels ``(3, T, H, W)`` in [-1, 1] (any ``T``) and its frame
+    rate (None when the source has none: a still image or a frame folder)."""
+
+    pixels: Tensor
+    fps: float | None
+
+    @property
+    def num_frames(self) -> int:
+        return self.pixels.shape[1]
+
+
+def read_clip(url: str | os.PathLike, *, max_side: int | None = None, oversize: str = "resize") -> Clip:
+    """Every frame of the image, clip or frame folder at ``url``, with its frame rate.
+
+    A still image is read by its real mode and bit depth, within ``max_side`` (``read_image_array``);
+    clips, animated images and frame folders by ``lavin_core.data.video`` (8-bit frames).
+    ``ImageError`` (one line) when it is missing, unreadable, empty or mixes frame sizes.
+    """
+    url = os.fspath(url)
+    fs, path = fsspec.core.url_to_fs(url)
+    if not (fs.isdir(path) or video.is_ffmpeg_path(url)):
+        with _open_image(_open_bytes(url), url) as image:
+            still = getattr(image, "n_frames", 1) == 1
+        if still:
+            return Clip(_from_numpy(read_image_array(url, max_side=max_side, oversize=oversize), url), None)
+    try:
+        frames = video.read_frames(url)
+    except video.ClipError as err:
+        raise ImageError(str(err)) from None
+    return Clip(_from_uint8_hwc(frames.array), frames.fps)
+
+
 def _from_uint8_hwc(array: np.ndarray) -> Tensor:
     """``(T, H, W, 3)`` uint8 -> ``(3, T, H, W)`` float32 in [-1, 1]."""
     return torch.from_numpy(np.array(array, dtype=np.uint8)).permute(3, 0, 1, 2).float() / 127.5 - 1.0
@@ -242,33 +282,41 @@ def _single(value: Any, what: str, max_side: int | None = None, oversize: str = 
     if isinstance(value, np.ndarray):
         return _from_numpy(value, what)
     if isinstance(value, (str, os.PathLike)):
-        return _from_numpy(read_image_array(value, max_side=max_side, oversize=oversize), what)
+        return read_clip(value, max_side=max_side, oversize=oversize).pixels
     raise ImageError(
         f"{what}: cannot use a {type(value).__name__} as an image; pass a tensor, PIL image, "
         f"numpy array, file path or URL, or a list of them for a clip"
     )
 
 
-def to_pixels(value: Any, *, what: str = "image", max_side: int | None = None, oversize: str = "resize") -> Tensor:
+def to_pixels(value: Any, *, what: str = "image", any_length: bool = False, max_side: int | None = None,
+              oversize: str = "resize") -> Tensor:
     """Pixels ``(3, T, H, W)`` float32 in [-1, 1] from any accepted input (see the module docstring).
 
-    ``what`` names the input in error messages (e.g. ``"query"``). Files are read by their real
-    mode and bit depth (``image_array``); ``max_side`` / ``oversize`` bound the decoded size of a
-    file (``read_image_array``). The result is checked with ``context.check_pixels``: finite, and
-    a clip must have ``1 + 4k`` frames.
+    ``what`` names the input in error messages (e.g. ``"query"``). Still image files are read by
+    their real mode and bit depth (``image_array``); ``max_side`` / ``oversize`` bound the decoded
+    size of a file (``read_image_array``). The result is checked with ``context.check_pixels``:
+    finite, and a clip must have ``1 + 4k`` frames, unless ``any_length`` (a long query that
+    ``pipeline.windows`` will cut to the model's lengths).
     """
     if isinstance(value, (list, tuple)):
         if not value:
             raise ImageError(f"{what}: an empty list has no frames")
         frames = [_single(frame, f"{what}[{index}]", max_side, oversize) for index, frame in enumerate(value)]
+        if any(frame.shape[1] != 1 for frame in frames):
+            raise ImageError(f"{what}: a list of frames must hold single images, not clips")
         shapes = {tuple(frame.shape[2:]) for frame in frames}
         if len(shapes) > 1:
             raise ImageError(f"{what}: the frames of a clip must share one size, got {sorted(shapes)}")
         pixels = torch.cat(frames, dim=1)
     else:
         pixels = _single(value, what, max_side, oversize)
+    pixels = pixels.float()
     try:
-        return check_pixels(pixels.float(), what)
+        if any_length:  # every check but the frame count: the frames as one tall image
+            check_pixels(pixels.reshape(3, 1, -1, pixels.shape[-1]), what)
+            return pixels
+        return check_pixels(pixels, what)
     except ValueError as err:
         raise ImageError(str(err)) from None
 

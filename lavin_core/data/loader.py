@@ -24,6 +24,12 @@ fresh examples (``task.examples(num_pairs + 1, seed=sample_seed)``), the last be
 With ``pool_size=N`` the task's first ``N`` examples form a fixed pool, as a cache's committed
 examples always do: the query is drawn uniformly from the pool and the prompt sampler (by
 registry name or instance; ``random`` by default) picks the pairs from the rest.
+
+Tasks drawn per context (``Task.instance``): a fresh sample's pairs and query all come from the
+instance ``task.instance(context_seed(seed, sample index))``. A pool (``pool_size``, or a cache
+built from such a task) is made of instance groups of ``max_pairs + 1`` examples (a cache: its
+``group_size``), and a sample takes its query and pairs from one group
+(``lavin_core.data.instances``).
 """
 
 from __future__ import annotations
@@ -39,14 +45,11 @@ from torch import Tensor
 from lavin_core.context import ExamplePair, TaskContext
 from lavin_core.errors import LavinError
 from lavin_core.interfaces import Encoder, PromptSampler, Task
+from lavin_core.data.instances import GroupedExamples, Subset, choose_group, group_positions, varies
+from lavin_core.seeds import context_seed, mix_seed
 
 #: The official training draws 1 to 8 example pairs per context.
 MAX_PAIRS = 8
-
-
-def mix_seed(*keys: int) -> int:
-    """A well-mixed 63-bit seed from integer keys."""
-    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 @attrs.frozen(kw_only=True)
@@ -137,23 +140,31 @@ class _TaskSource:
 
     latent = False
 
-    def __init__(self, task: Task, *, pool_size: int | None, seed: int):
+    def __init__(self, task: Task, *, pool_size: int | None, seed: int, group_size: int):
         self.task, self.name, self.pool_size, self.seed = task, task.name, pool_size, seed
+        self.group_size = group_size if varies(task) else None
         self._pool: list | None = None
 
     def pool(self) -> list:
         if self._pool is None:
-            self._pool = list(self.task.examples(self.pool_size, seed=self.seed))
+            if self.group_size is None:
+                self._pool = list(self.task.examples(self.pool_size, seed=self.seed))
+            else:
+                grouped = GroupedExamples(self.task, seed=self.seed, group_size=self.group_size)
+                self._pool = [grouped.example(i) for i in range(self.pool_size)]
         return self._pool
 
-    def sample(self, num_pairs: int, sample_seed: int, rng: np.random.Generator, sampler: PromptSampler) -> _Sample:
+    def sample(self, num_pairs: int, sample_seed: int, instance_seed: int, rng: np.random.Generator,
+               sampler: PromptSampler) -> _Sample:
         if self.pool_size is None:
-            examples = list(self.task.examples(num_pairs + 1, seed=sample_seed))
+            examples = list(self.task.instance(instance_seed).examples(num_pairs + 1, seed=sample_seed))
             if len(examples) != num_pairs + 1:
                 raise LavinError(f"task {self.name!r} gave {len(examples)} examples when asked for {num_pairs + 1}")
             pairs, query = examples[:-1], examples[-1]
         else:
             pool = self.pool()
+            if self.group_size is not None:
+                pool = Subset(pool, choose_group(group_positions(range(len(pool)), self.group_size), num_pairs + 1, rng))
             chosen, skip, _ = _from_pool([e.pair for e in pool], num_pairs, rng, sampler)
             pairs, query = [pool[i] for i in chosen], pool[skip]
         return _Sample(
@@ -164,16 +175,21 @@ class _TaskSource:
 
 
 class _CacheSource:
-    """Latents from a latent cache (``lavin_core.data.cache.ZarrLatentCache``): its committed examples are the pool."""
+    """Latents from a latent cache (``lavin_core.data.cache.ZarrLatentCache``): its committed examples are
+    the pool (for a task drawn per context, one instance group per sample)."""
 
     latent = True
 
     def __init__(self, cache: Any):
         self.cache, self.name = cache, cache.task
+        size = cache.group_size
+        self.groups = None if size is None else group_positions(cache.indices, size)
 
-    def sample(self, num_pairs: int, sample_seed: int, rng: np.random.Generator, sampler: PromptSampler) -> _Sample:
-        chosen, _, query = _from_pool(self.cache, num_pairs, rng, sampler)
-        pairs = [self.cache[i] for i in chosen]
+    def sample(self, num_pairs: int, sample_seed: int, instance_seed: int, rng: np.random.Generator,
+               sampler: PromptSampler) -> _Sample:
+        pool = self.cache if self.groups is None else Subset(self.cache, choose_group(self.groups, num_pairs + 1, rng))
+        chosen, _, query = _from_pool(pool, num_pairs, rng, sampler)
+        pairs = [pool[i] for i in chosen]
         return _Sample(
             pairs=[(p.input, p.target) for p in pairs],
             query=(query.input, query.target),
@@ -251,7 +267,7 @@ class ContextLoader(torch.utils.data.IterableDataset):
         if isinstance(key, str):
             key = registry.get_task(key)
         if isinstance(key, Task):
-            return _TaskSource(key, pool_size=pool_size, seed=mix_seed(self.seed, 0x9001))
+            return _TaskSource(key, pool_size=pool_size, seed=mix_seed(self.seed, 0x9001), group_size=self.max_pairs + 1)
         if _is_cache(key):
             if self.encoder is not None:
                 key.check_encoder(self.encoder)
@@ -282,7 +298,8 @@ class ContextLoader(torch.utils.data.IterableDataset):
         samples = []
         for index in indices:
             sample_seed = mix_seed(self.seed, index)
-            samples.append(source.sample(num_pairs, sample_seed, np.random.default_rng(sample_seed), self.prompt_sampler))
+            samples.append(source.sample(num_pairs, sample_seed, context_seed(self.seed, index),
+                                         np.random.default_rng(sample_seed), self.prompt_sampler))
         stack = _stacker(source.name)
         pairs = tuple(
             (stack([s.pairs[k][0] for s in samples]), stack([s.pairs[k][1] for s in samples])) for k in range(num_pairs)

@@ -5,9 +5,8 @@ file is kept unless the caller says to replace it.
     save_image(pixels, "depth.webp")                         # atomically, in the format of its extension
 
 Still images go through PIL (PNG, JPEG, WebP, BMP, TIFF). A clip (``T > 1``) is written as an
-animated PNG or WebP. ``.gif`` and ``.mp4`` are the video outputs: ``VIDEO_EXTENSIONS`` names
-them and ``check_output_path`` refuses them with a line saying so until a video writer exists
-(the place to add it is ``output_format`` and ``encode_image``).
+animated PNG or WebP here, and as GIF, APNG or MP4 (the ``video`` extra) by
+``lavin_core.data.video.write_frames``, with its frame rate.
 """
 
 from __future__ import annotations
@@ -16,11 +15,12 @@ import io
 import os
 
 import fsspec
-from PIL import Image, features
+from PIL import features
 from torch import Tensor
 
 from lavin_core.atomic import write_bytes
-from lavin_core.data.images import ImageError, to_pil
+from lavin_core.data import video
+from lavin_core.data.images import ImageError, to_pil, to_uint8
 
 #: Extension -> PIL format name, for the still formats this Pillow build can write.
 IMAGE_FORMATS: dict[str, str] = {
@@ -29,8 +29,9 @@ IMAGE_FORMATS: dict[str, str] = {
 }
 #: Formats that hold several frames, so a clip can be written into them.
 CLIP_FORMATS = ("PNG", "WEBP")
-#: Video outputs, written by the video writer (not part of this module yet).
-VIDEO_EXTENSIONS = (".gif", ".mp4")
+#: Outputs written by the video writer (``lavin_core.data.video``); their format is reported as ``"VIDEO"``.
+VIDEO_EXTENSIONS = (".gif", ".apng", *video.FFMPEG_EXTENSIONS)
+VIDEO = "VIDEO"
 
 
 class OutputExistsError(ImageError, FileExistsError):
@@ -47,11 +48,11 @@ def output_format(url: str | os.PathLike, *, frames: int = 1) -> str:
     extension = _extension(url)
     known = ", ".join(sorted(IMAGE_FORMATS))
     if extension in VIDEO_EXTENSIONS:
-        raise ImageError(f"{url}: video outputs ({', '.join(VIDEO_EXTENSIONS)}) are not supported yet; "
-                         f"write a .png (an animated PNG for a clip) or one of {known}")
+        return VIDEO
     if extension not in IMAGE_FORMATS:
         what = f"extension {extension!r}" if extension else "no extension"
-        raise ImageError(f"{url} has {what}; the extension chooses the format: use one of {known}")
+        raise ImageError(f"{url} has {what}; the extension chooses the format: use one of {known}, "
+                         f"or for a clip {', '.join(VIDEO_EXTENSIONS)}")
     fmt = IMAGE_FORMATS[extension]
     if frames > 1 and fmt not in CLIP_FORMATS:
         clip_exts = ", ".join(e for e, f in IMAGE_FORMATS.items() if f in CLIP_FORMATS)
@@ -92,14 +93,20 @@ def encode_image(pixels: Tensor, fmt: str, *, fps: float = 8.0) -> bytes:
     return buffer.getvalue()
 
 
-def save_image(pixels: Tensor, url: str | os.PathLike, *, overwrite: bool = True, fps: float = 8.0) -> str:
+def save_image(pixels: Tensor, url: str | os.PathLike, *, overwrite: bool = True, fps: float | None = None) -> str:
     """Write ``(3, T, H, W)`` pixels to ``url`` atomically (temp name, then rename) in the format of its
     extension; a reader never sees half a file. Returns the format. ``overwrite=False`` refuses an
-    existing file."""
+    existing file. ``fps``: a clip's frame rate (default ``video.DEFAULT_FPS``)."""
     url = os.fspath(url)
     frames = 1 if pixels.ndim == 3 else int(pixels.shape[1])
     fmt = check_output_path(url, overwrite=overwrite, frames=frames)
-    data = encode_image(pixels, fmt, fps=fps)
+    if fmt == VIDEO:
+        try:
+            video.write_frames(to_uint8(pixels), url, fps=fps)
+        except video.ClipError as err:
+            raise ImageError(str(err)) from None
+        return fmt
+    data = encode_image(pixels, fmt, fps=video.DEFAULT_FPS if fps is None else fps)
     try:
         write_bytes(url, data)
     except (PermissionError, IsADirectoryError, NotADirectoryError) as err:

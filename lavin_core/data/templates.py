@@ -3,6 +3,10 @@
 This module is the one place that parses that layout (the CLI's ``--prompts`` and folder-backed
 datasets both go through it). ``NAME`` may contain underscores; ``.png``, ``.jpg`` and ``.jpeg``
 are read, case-insensitively. Folders may be local paths or fsspec URLs.
+
+Pairs may be clips: ``NAME_input.mp4`` / ``NAME_target.mp4`` (``.gif``, animated ``.png`` and
+the other formats of ``lavin_core.data.video`` too, mixed freely), or ``NAME_input/`` /
+``NAME_target/`` folders of frames.
 """
 
 from __future__ import annotations
@@ -15,9 +19,13 @@ import fsspec
 
 from lavin_core.context import ExamplePair
 from lavin_core.errors import LavinError
+from lavin_core.data import video
 from lavin_core.data.images import resize, to_pixels
 
-_PATTERN = re.compile(r"^(?P<name>.+)_(?P<role>input|target)\.(?:png|jpe?g)$", re.IGNORECASE)
+_EXTENSIONS = "|".join(e.lstrip(".") for e in sorted({".jpg", ".jpeg", *video.ANIMATED_EXTENSIONS, *video.FFMPEG_EXTENSIONS}))
+_FILE = re.compile(rf"^(?P<name>.+)_(?P<role>input|target)\.(?:{_EXTENSIONS})$", re.IGNORECASE)
+#: A frame folder: the same names without an extension.
+_FOLDER = re.compile(r"^(?P<name>.+)_(?P<role>input|target)$", re.IGNORECASE)
 
 
 class TemplateError(LavinError, ValueError):
@@ -35,6 +43,7 @@ class TemplateFiles:
 
 def list_template_files(url: str | os.PathLike) -> list[TemplateFiles]:
     """The pairs of the template folder ``url``, sorted by name; only names, no image is read.
+    An input and its target may be of different kinds (a GIF input, a frame-folder target).
 
     ``TemplateError`` when the folder is missing, has no ``*_input`` / ``*_target`` images, or has
     an input without its target (or the reverse), naming the unmatched files.
@@ -44,8 +53,10 @@ def list_template_files(url: str | os.PathLike) -> list[TemplateFiles]:
     if not fs.isdir(root):
         raise TemplateError(f"template folder {url} does not exist (or is not a folder)")
     found: dict[str, dict[str, str]] = {}
-    for path in fs.ls(root, detail=False):
-        match = _PATTERN.match(path.rstrip("/").rsplit("/", 1)[-1])
+    for entry in fs.ls(root, detail=True):
+        path = entry["name"]
+        pattern = _FOLDER if entry["type"] == "directory" else _FILE
+        match = pattern.match(path.rstrip("/").rsplit("/", 1)[-1])
         if match:
             roles = found.setdefault(match["name"], {})
             role = match["role"].lower()
@@ -53,7 +64,7 @@ def list_template_files(url: str | os.PathLike) -> list[TemplateFiles]:
                 raise TemplateError(f"{url}: two {role} images for {match['name']!r}: {roles[role]} and {path}")
             roles[role] = fs.unstrip_protocol(path) if "://" in url else path
     if not found:
-        raise TemplateError(f"template folder {url} has no NAME_input.png / NAME_target.png pairs")
+        raise TemplateError(f"template folder {url} has no NAME_input.png / NAME_target.png pairs (or .mp4, .gif clips, or NAME_input/ frame folders)")
     unmatched = sorted(
         f"{name}_{'input' if 'input' in roles else 'target'} (no {'target' if 'input' in roles else 'input'})"
         for name, roles in found.items()

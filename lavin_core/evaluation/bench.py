@@ -1,17 +1,35 @@
-"""``lavin bench``: a model against three training-free baselines on fresh examples of each task.
+"""``lavin bench``: a model against training-free baselines on fresh examples of each task.
 
     >>> result = run_bench(load_pipeline("lavin-tiny"), ["depth", "edges"], count=16)
     >>> print(markdown_table(result))
+    >>> sweep = run_bench(pipe, ["map_hue_rotate"], num_pairs=(1, 2, 4))["pairs_sweep"]
 
 For each task, ``count`` cases (``draw_cases``, seed 2026 by default: examples never
-used in training) are predicted by the model and by each baseline of ``BASELINES``,
-every prediction read back with ``task.read`` and scored with ``task.score``; scores are means
-over cases. A task "wins" when the model beats the best baseline on the task's main metric.
-Tasks the model was not trained on are marked held out.
+used in training; a task drawn per context gets a fresh instance per case) are predicted by
+the model and by each baseline of ``BASELINES``, every prediction read back with the case's
+task instance and scored with its ``score``; scores are means over cases. A task "wins" when
+the model beats the best baseline on the task's main metric. Tasks the model was not trained on
+are marked held out. With several ``num_pairs`` the cases are drawn once with the most pairs
+and cut to each count (the same queries throughout): ``pairs_sweep`` holds the main score of
+the model and of the best baseline per count, and the table is the one with the most pairs.
+
+Video tasks whose targets match their query frame by frame also get the ``per_frame_model``
+baseline (``per_frame``): the same model run on each frame alone, as an image task. Beating
+it, above all on the temporal metrics, is what joint space-time attention is for; the result
+counts the tasks where the model's temporal metric beats it (``temporal_wins_vs_per_frame``).
 
 Beside them, ``vae_ceiling`` scores the true target after a round trip through the model's
 ST-VAE (``InContextPipeline.reconstruct``): not a baseline but the model's upper bound, which
 shows whether a task is limited by the autoencoder or by the denoiser.
+
+``bench.json`` (``SCHEMA`` names its version; keys added in a minor change never move):
+    schema, model, seed, count, num_pairs (the table's), image_size, sampler, num_steps,
+    guidance_scale, temperature, ensemble_size, baselines, references, task_options;
+    tasks: {name: {main_metric, metrics, higher_is_better, held_out, split, plugin, scores:
+    {method: {metric: value or null}}, best_baseline, wins}};
+    wins_on_trained, trained_count, wins_on_held_out, held_out_count,
+    plugins: {plugin: {wins, count}}; pairs_sweep (only with several num_pairs):
+    {num_pairs: [K...], tasks: {name: {main_metric, model: [...], best_baseline: [...]}}}.
 """
 
 from __future__ import annotations
@@ -23,11 +41,17 @@ from pathlib import Path
 from typing import Any
 
 from lavin_core.atomic import write_text
-from lavin_core.evaluation.cases import BASELINES, EVAL_SEED, better, combine_samples, draw_cases, json_ready, mean_scores, predict_samples, score
+from lavin_core.evaluation.cases import (BASELINES, EVAL_SEED, Case, better, build_task, combine_samples, draw_cases,
+                                         json_ready, mean_scores, predict_samples, score)
+from lavin_core.evaluation.per_frame import PER_FRAME, has_per_frame_baseline, per_frame_predictions
 from lavin_core.samplers import sampler_name
 
 #: The reference column: the true target through the ST-VAE and back (the model's upper bound).
 CEILING = "vae_ceiling"
+#: The version of the ``bench.json`` layout (see the module docstring).
+SCHEMA = "lavin-bench/2"
+#: ``--split`` values.
+SPLITS = ("trained", "held-out", "all")
 
 
 def run_bench(
@@ -36,8 +60,9 @@ def run_bench(
     *,
     model_name: str = "model",
     trained_tasks: Sequence[str] | None = None,
+    task_options: dict[str, dict[str, Any]] | None = None,
     count: int = 16,
-    num_pairs: int = 3,
+    num_pairs: int | Sequence[int] = 3,
     seed: int = EVAL_SEED,
     size: int = 64,
     num_steps: int | None = None,
@@ -45,58 +70,140 @@ def run_bench(
     temperature: float | None = None,
     ensemble_size: int = 1,
     ceiling: bool = True,
+    per_frame: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Scores of the model and of each baseline on every task in ``tasks`` (a JSON-ready dict).
 
     ``trained_tasks``: the tasks the model was trained on (None: unknown, no task is marked).
+    ``task_options``: task name -> options its factory takes (``--task-option``).
+    ``num_pairs``: example pairs per case, or several counts for the pairs sweep.
     ``ensemble_size``: samples per case, combined into one prediction by ``task.combine``.
     ``ceiling``: also score the ``vae_ceiling`` reference (see the module docstring).
+    ``per_frame``: score the ``per_frame_model`` baseline on the video tasks that have one.
     """
     import registry
 
     if not tasks:
         raise ValueError("no tasks to benchmark; name some with --tasks (see `lavin tasks`)")
-    built = {name: registry.get_task(name, size=size) for name in tasks}
-    cases = {name: draw_cases(task, count, num_pairs=num_pairs, seed=seed) for name, task in built.items()}
-    every = [case for name in tasks for case in cases[name]]
-    samples = predict_samples(pipe, every, ensemble_size, seed=seed, num_steps=num_steps,
-                                         guidance_scale=guidance_scale, temperature=temperature, progress=progress,
-                                         desc=f"bench {model_name}")
-    results: dict[str, Any] = {}
-    position = 0
-    for name, task in built.items():
-        mine = [combine_samples(task, s) for s in samples[position : position + count]]
-        position += count
-        methods = {model_name: mine, **{b: [f(case) for case in cases[name]] for b, f in BASELINES.items()}}
-        if ceiling:
-            methods[CEILING] = pipe.reconstruct([case.target for case in cases[name]])
-        scores = {
-            method: mean_scores(
-                [score(task, p, case.answer) for p, case in zip(preds, cases[name])], task.metrics)
-            for method, preds in methods.items()
-        }
-        results[name] = task_summary(task.metrics, dict(task.higher_is_better), scores, model_name,
-                                     held_out=None if trained_tasks is None else name not in trained_tasks,
-                                     references=(CEILING,))
-    trained = [r for r in results.values() if r["held_out"] is not True]
-    return {
+    counts = sorted({int(num_pairs)} if isinstance(num_pairs, int) else {int(k) for k in num_pairs})
+    if not counts or counts[0] < 1:
+        raise ValueError(f"num_pairs must be at least 1, got {num_pairs!r}")
+    options = {name: dict((task_options or {}).get(name, {})) for name in tasks}
+    built = {name: build_task(name, size=size, options=options[name]) for name in tasks}
+    drawn = {name: draw_cases(task, count, num_pairs=counts[-1], seed=seed) for name, task in built.items()}
+    ceilings = {name: pipe.reconstruct([c.target for c in cases]) for name, cases in drawn.items()} if ceiling else {}
+    sweep: dict[str, Any] = {"num_pairs": counts, "tasks": {}}
+    for k in counts:
+        cases = {name: [c.with_pairs(k) for c in found] for name, found in drawn.items()}
+        every = [case for name in tasks for case in cases[name]]
+        samples = predict_samples(pipe, every, ensemble_size, seed=seed, num_steps=num_steps,
+                                  guidance_scale=guidance_scale, temperature=temperature, progress=progress,
+                                  desc=f"bench {model_name}" + (f" ({k} pairs)" if len(counts) > 1 else ""))
+        results: dict[str, Any] = {}
+        for position, name in enumerate(tasks):
+            mine = [combine_samples(c.instance, s) for c, s in zip(cases[name], samples[position * count:])]
+            extra = {}
+            if per_frame and has_per_frame_baseline(cases[name][0]):
+                extra[PER_FRAME] = per_frame_predictions(
+                    pipe, built[name], cases[name], ensemble_size, seed=seed, num_steps=num_steps,
+                    guidance_scale=guidance_scale, temperature=temperature, progress=progress,
+                    desc=f"bench {name} per frame")
+            results[name] = _task_result(built[name], cases[name], mine, extra, ceilings.get(name), model_name,
+                                         trained_tasks, registry.default_registry().task_entry(name).plugin)
+        for name, entry in results.items():
+            line = sweep["tasks"].setdefault(name, {"main_metric": entry["main_metric"], "model": [],
+                                                    "best_baseline": []})
+            line["model"].append(entry["scores"][model_name][entry["main_metric"]])
+            line["best_baseline"].append(entry["scores"][entry["best_baseline"]][entry["main_metric"]])
+    result = {
+        "schema": SCHEMA,
         "model": model_name,
         "seed": seed,
         "count": count,
-        "num_pairs": num_pairs,
+        "num_pairs": counts[-1],
         "image_size": size,
         "sampler": sampler_name(pipe.sampler),
         "num_steps": len(pipe.sampler.timesteps(num_steps)) - 1,
         "guidance_scale": pipe.guidance_scale if guidance_scale is None else guidance_scale,
         "temperature": pipe.temperature if temperature is None else temperature,
         "ensemble_size": ensemble_size,
-        "baselines": list(BASELINES),
+        "baselines": [*BASELINES, *([PER_FRAME] if any(PER_FRAME in r["scores"] for r in results.values()) else [])],
         "references": [CEILING] if ceiling else [],
+        "task_options": {name: o for name, o in options.items() if o},
         "tasks": results,
+        **summary_counts(results, model_name),
+    }
+    if len(counts) > 1:
+        result["pairs_sweep"] = sweep
+    return result
+
+
+def _task_result(task, cases: Sequence[Case], predictions, extra: dict[str, list], ceiling, model_name: str,
+                 trained_tasks: Sequence[str] | None, plugin: str) -> dict[str, Any]:
+    methods = {model_name: predictions, **{b: [f(case) for case in cases] for b, f in BASELINES.items()}, **extra}
+    if ceiling is not None:
+        methods[CEILING] = ceiling
+    scores = {
+        method: mean_scores([score(case.instance, p, case.answer) for p, case in zip(preds, cases)], task.metrics)
+        for method, preds in methods.items()
+    }
+    entry = task_summary(task.metrics, dict(task.higher_is_better), scores, model_name,
+                         held_out=None if trained_tasks is None else task.name not in trained_tasks,
+                         references=(CEILING,))
+    return {**entry, "split": getattr(task, "split", None), "plugin": plugin}
+
+
+def summary_counts(results: dict[str, Any], model_name: str) -> dict[str, Any]:
+    """Wins and task counts on the trained tasks, on the held-out ones, per plugin, and against the
+    per-frame model on the video tasks."""
+    with_per_frame = [r for r in results.values() if PER_FRAME in r["scores"]]
+    trained = [r for r in results.values() if r["held_out"] is not True]
+    held_out = [r for r in results.values() if r["held_out"] is True]
+    plugins: dict[str, dict[str, int]] = {}
+    for entry in results.values():
+        counts = plugins.setdefault(entry.get("plugin") or "?", {"wins": 0, "count": 0})
+        counts["wins"] += bool(entry["wins"])
+        counts["count"] += 1
+    return {
         "wins_on_trained": sum(bool(r["wins"]) for r in trained),
         "trained_count": len(trained),
+        "wins_on_held_out": sum(bool(r["wins"]) for r in held_out),
+        "held_out_count": len(held_out),
+        "plugins": plugins,
+        "temporal_wins_vs_per_frame": sum(temporal_win(r, model_name) for r in with_per_frame),
+        "per_frame_count": len(with_per_frame),
     }
+
+
+def temporal_win(entry: dict[str, Any], model_name: str) -> bool:
+    """Whether the model beats the per-frame baseline on the task's temporal metric (its first ``temporal*``)."""
+    metric = next((m for m in entry["metrics"] if m.startswith("temporal")), None)
+    if metric is None or PER_FRAME not in entry["scores"]:
+        return False
+    return better(entry["scores"][model_name][metric], entry["scores"][PER_FRAME][metric],
+                  higher_is_better=entry["higher_is_better"][metric])
+
+
+def split_tasks(available: Sequence[str], split: str, trained: Sequence[str] | None) -> list[str]:
+    """The tasks of ``available`` in ``split``: "trained" (the model's own list, else those declared
+    ``Task.split == "trained"``), "held-out" (declared held out, or undeclared and not the model's),
+    or "all"; trained tasks first, in training order."""
+    import registry
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    declared = {name: getattr(registry.default_registry().task_entry(name).factory, "split", None)
+                for name in available}
+    mine = [t for t in (trained or ()) if t in declared]
+    in_trained = mine if trained is not None else [n for n in available if declared[n] == "trained"]
+    in_held_out = [n for n in available if n not in in_trained
+                   and (declared[n] == "held-out" or (declared[n] is None and trained is not None))]
+    if split == "trained":
+        return in_trained
+    if split == "held-out":
+        return in_held_out
+    return in_trained + [n for n in available if n not in in_trained]
 
 
 def task_summary(metrics: Sequence[str], higher_is_better: dict[str, bool], scores: dict[str, dict[str, float]],
@@ -141,7 +248,8 @@ def table_rows(result: dict[str, Any], *, bold_main: str = "") -> tuple[list[str
             main = metric == entry["main_metric"]
             arrow = "↑" if entry["higher_is_better"][metric] else "↓"
             label = f"{metric} {arrow}" + (" *" if main else "")
-            values = [_number(entry["scores"][m][metric]) for m in methods]
+            # a baseline a task does not have (per_frame_model on image tasks) is shown as "-"
+            values = [_number(entry["scores"][m][metric]) if m in entry["scores"] else "-" for m in methods]
             if main and bold_main:
                 best = entry["best_baseline"]
                 values = [f"{bold_main}{v}{bold_main}" if m == best else v for m, v in zip(methods, values)]
@@ -157,12 +265,47 @@ def markdown_table(result: dict[str, Any]) -> str:
     headers, rows = table_rows(result, bold_main="**")
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    summary = (f"{result['model']} beats the best baseline on the main metric (*) of {result['wins_on_trained']} of "
-               f"{result['trained_count']} trained tasks; {result['count']} cases per task, {result['num_pairs']} "
+    if "pairs_sweep" in result:
+        sweep = result["pairs_sweep"]
+        lines += ["", "Main metric against the number of example pairs (same queries):", "",
+                  "| task | metric | method | " + " | ".join(f"{k} pairs" for k in sweep["num_pairs"]) + " |",
+                  "|" + "---|" * (3 + len(sweep["num_pairs"]))]
+        for name, line in sweep["tasks"].items():
+            lines.append(f"| {name} | {line['main_metric']} | {result['model']} | " + " | ".join(map(_number, line["model"])) + " |")
+            lines.append("|  |  | best baseline | " + " | ".join(map(_number, line["best_baseline"])) + " |")
+    summary = (f"{summary_line(result)}; {result['count']} cases per task, {result['num_pairs']} "
                f"example pairs, seed {result['seed']}, {result['sampler']} sampler, {result['num_steps']} steps, "
                f"guidance {result['guidance_scale']}, temperature {result.get('temperature', 1.0)}, "
                f"{_samples_text(result.get('ensemble_size', 1))}.")
+    if result.get("per_frame_count"):
+        summary += (f" On the temporal metric it beats the per-frame model (each frame alone) on "
+                    f"{result['temporal_wins_vs_per_frame']} of {result['per_frame_count']} video tasks.")
     return "\n".join([summary, "", *lines]) + "\n"
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """One sentence: wins on trained and held-out tasks, and the plugin tasks among them."""
+    line = (f"{result['model']} beats the best baseline on the main metric (*) of {result['wins_on_trained']} of "
+            f"{result['trained_count']} trained tasks")
+    if result.get("held_out_count"):
+        line += f" and of {result['wins_on_held_out']} of {result['held_out_count']} held-out tasks"
+    others = {p: c for p, c in result.get("plugins", {}).items() if p != "builtin"}
+    if others:
+        line += " (plugin tasks: " + ", ".join(f"{p} {c['wins']} of {c['count']}" for p, c in others.items()) + ")"
+    return line
+
+
+def sweep_table(result: dict[str, Any]) -> str:
+    """The pairs sweep as text: per task, the model's main score and the best baseline's at each count."""
+    from lavin_core.evaluation.table import format_table
+
+    sweep = result["pairs_sweep"]
+    headers = ["task", "main metric", "method", *[f"{k} pairs" for k in sweep["num_pairs"]]]
+    rows = []
+    for name, line in sweep["tasks"].items():
+        rows.append([name, line["main_metric"], result["model"], *map(_number, line["model"])])
+        rows.append(["", "", "best baseline", *map(_number, line["best_baseline"])])
+    return format_table(headers, rows)
 
 
 def text_table(result: dict[str, Any]) -> str:

@@ -86,8 +86,12 @@ class JDiTConfig:
 PRESETS: dict[str, JDiTConfig] = {
     # ~4.6M parameters: trains on a laptop CPU.
     "lavin-tiny": JDiTConfig(hidden_size=192, depth=4, num_heads=4, num_kv_heads=2),
+    # ~14.9M parameters (28 MB in fp16): the in-context recipe, configs/lavin-tiny-icl/ (not yet trained).
+    "lavin-tiny-icl": JDiTConfig(hidden_size=288, depth=6, num_heads=6, num_kv_heads=2),
     # ~118M parameters.
     "lavin-small": JDiTConfig(hidden_size=576, depth=12, num_heads=12, num_kv_heads=4),
+    # ~207M parameters: the sharded-training demonstration on a CPU (configs/lavin-medium-fsdp.toml).
+    "lavin-medium": JDiTConfig(hidden_size=768, depth=12, num_heads=16, num_kv_heads=4),
     # ~700M parameters.
     "lavin-base": JDiTConfig(hidden_size=1152, depth=18, num_heads=16, num_kv_heads=4),
     # The authors' released network (LaVinDiT_3B_2): 3,398,976,064 parameters.

@@ -15,6 +15,8 @@ Per block and stream (sandwich norm, scale/gate adaLN without shift, tanh gates)
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from einops import rearrange
 from torch import Tensor, nn
@@ -34,6 +36,12 @@ from lavin_core.jdit.layers import (
     patch_embedder,
 )
 from lavin_core.jdit.rope import rope_tables
+
+def tensor_seed(seed: int, name: str) -> int:
+    """A 63-bit seed for the tensor ``name`` of a model (or random checkpoint) seeded by ``seed``."""
+    digest = hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
 
 #: RoPE tables of one stream: cos, sin ``(L_stream, head_dim)``.
 Rope = tuple[Tensor, Tensor]
@@ -173,6 +181,9 @@ class JDiT(PretrainedMixin, Denoiser):
 
     def __init__(self, config: JDiTConfig):
         super().__init__()
+        # Drawn first, before any submodule's own initialisation uses the global generator, so
+        # that a model built on the meta device gets the same seed as one built in memory.
+        self.init_seed = int(torch.randint(2**62, (), device="cpu"))
         self.config = config
         self.in_channels, self.patch_size = config.in_channels, config.patch_size
         hidden = config.hidden_size
@@ -185,27 +196,46 @@ class JDiT(PretrainedMixin, Denoiser):
         self.t_embedder = TimestepEmbedder(hidden)
         self.blocks = nn.ModuleList(JDiTBlock(config) for _ in range(config.depth))
         self.final_layer = FinalLayer(hidden, config.patch_dim, eps=config.norm_eps)
-        self.initialize_weights()
+        self.initialize_weights(self.init_seed)
 
-    def initialize_weights(self) -> None:
-        """The official initialisation: xavier Linears, zero-initialised adaLN and output layers."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-        nn.init.normal_(self.prompt_embed, std=0.02)
-        nn.init.normal_(self.answer_embed, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
-        # Zero adaLN: every block starts as the identity; zero output: the velocity starts at 0.
+    def initialize_weights(self, seed: int | None = None) -> None:
+        """The official initialisation: xavier Linears, zero-initialised adaLN and output layers.
+
+        Each tensor is drawn from its own generator, seeded by ``(seed, its name)``, so a model
+        built on the meta device and sharded can be initialised tensor by tensor
+        (``init_parameter``) to exactly the values of one built whole. ``seed`` defaults to a
+        draw from torch's global generator (``torch.manual_seed`` makes it reproducible).
+        """
+        if seed is None:
+            seed = int(torch.randint(2**62, (), device="cpu"))
+        self.init_seed = seed
+        for name, param in self.named_parameters():
+            self.init_parameter(name, param.data)
+
+    def _zero_initialised(self) -> set[str]:
+        """Names of the modules that start at zero: every adaLN modulation output and the output layer."""
+        zero = [self.final_layer.adaLN_modulation[-1], self.final_layer.linear]
         for block in self.blocks:
-            for mod in (block.cond_modulation[-1], block.x_modulation[-1]):
-                nn.init.zeros_(mod.weight)
-                nn.init.zeros_(mod.bias)
-        for layer in (self.final_layer.adaLN_modulation[-1], self.final_layer.linear):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+            zero += [block.cond_modulation[-1], block.x_modulation[-1]]
+        ids = {id(module) for module in zero}
+        return {name for name, module in self.named_modules() if id(module) in ids}
+
+    @torch.no_grad()
+    def init_parameter(self, name: str, tensor: Tensor) -> None:
+        """Fill ``tensor`` (the full, unsharded shape of parameter ``name``) with its initial values."""
+        if tensor.is_meta:
+            return
+        owner_name, _, kind = name.rpartition(".")
+        owner = self.get_submodule(owner_name) if owner_name else self
+        generator = torch.Generator(device=tensor.device).manual_seed(tensor_seed(self.init_seed, name))
+        if owner_name in self._zero_initialised() or kind == "bias":
+            nn.init.zeros_(tensor)
+        elif name in ("prompt_embed", "answer_embed", "t_embedder.mlp.0.weight", "t_embedder.mlp.2.weight"):
+            nn.init.normal_(tensor, std=0.02, generator=generator)
+        elif isinstance(owner, nn.Linear):
+            nn.init.xavier_uniform_(tensor, generator=generator)
+        else:  # norm scales (LayerNorm / RMSNorm weights)
+            nn.init.ones_(tensor)
 
     # -- shapes ---------------------------------------------------------------------------------
 

@@ -76,8 +76,10 @@ def triton_available() -> bool:
     return _TRITON_INSTALLED
 
 
-@torch.compiler.assume_constant_result
 def _backend_from_env() -> str:
+    # Dynamo traces os.environ reads (and guards on the value), so no decorator is needed for
+    # torch.compile; `torch.compiler.assume_constant_result` here would import torch._dynamo (and
+    # Triton) with the model, 1-2 s of every start-up.
     return os.environ.get("LAVIN_KERNELS", "auto").strip().lower() or "auto"
 
 

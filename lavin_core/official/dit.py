@@ -15,7 +15,7 @@ from __future__ import annotations
 import attrs
 import torch
 
-from lavin_core.checkpoint import load_state_dict_strict
+from lavin_core.checkpoint import load_state_dict_strict, target_dtypes
 from lavin_core.official.torchfile import read_weights_file
 from lavin_core.jdit import PRESETS, JDiT, JDiTConfig
 
@@ -35,11 +35,14 @@ def load_dit(
     ``config`` gives the architecture (default: the ``lavin-3.4b`` preset, the released
     network); its ``time_convention`` is set to ``"official"``. The model is built on the meta
     device and takes the file's tensors on ``device``, cast to ``dtype`` if given (else float32).
+    On the CPU in the file's own dtype (bf16 for the released file) the weights stay in the file's
+    memory map: loading reads nothing up front and never holds a second copy.
     """
     config = attrs.evolve(config or PRESETS["lavin-3.4b"], time_convention="official")
     with torch.device("meta"):
         model = JDiT(config)
     if dtype is not None:
-        model.to(dtype)  # on the meta device: each tensor is cast once, as it loads
-    load_state_dict_strict(model, read_weights_file(str(path), device=device), source=str(path), assign=True)
+        model.to(dtype)  # on the meta device: each tensor is cast once, as it is read
+    tensors = read_weights_file(str(path), device=device, dtypes=target_dtypes(model))
+    load_state_dict_strict(model, tensors, source=str(path), assign=True)
     return model.eval()

@@ -5,9 +5,11 @@ read with ``torch.load(weights_only=True)`` so that a pickle with code is refuse
 from __future__ import annotations
 
 import pickle
+import zipfile
 from collections.abc import Mapping
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 import torch
 from torch import Tensor
 
@@ -34,8 +36,13 @@ def read_torch_state_dict(path: str, *, device: str | torch.device = "cpu") -> d
     """
     device = check_device(device)
     try:
-        with fsspec.open(path, "rb") as f:
-            data = torch.load(f, map_location=device, weights_only=True)
+        fs, local = fsspec.core.url_to_fs(path)
+        if isinstance(fs, LocalFileSystem) and zipfile.is_zipfile(local):
+            # Memory-mapped (only torch's zip format can be): nothing is read until used.
+            data = torch.load(local, map_location=device, weights_only=True, mmap=True)
+        else:
+            with fs.open(local, "rb") as f:
+                data = torch.load(f, map_location=device, weights_only=True)
     except FileNotFoundError as err:
         raise CheckpointError(f"no checkpoint file at {path}") from err
     except IsADirectoryError as err:
@@ -65,11 +72,13 @@ def read_torch_state_dict(path: str, *, device: str | torch.device = "cpu") -> d
 
 
 
-def read_weights_file(path: str, *, device: str | torch.device = "cpu") -> dict[str, Tensor]:
-    """The tensors of ``path``: a ``.safetensors`` file, or a torch file (``TORCH_SUFFIXES``) read safely."""
+def read_weights_file(path: str, *, device: str | torch.device = "cpu",
+                      dtypes: Mapping[str, torch.dtype] | None = None) -> dict[str, Tensor]:
+    """The tensors of ``path``: a ``.safetensors`` file (memory-mapped, cast to ``dtypes`` as read), or
+    a torch file (``TORCH_SUFFIXES``) read safely."""
     path = str(path)
     if path.endswith(".safetensors"):
-        return read_safetensors(path, device=device)
+        return read_safetensors(path, device=device, dtypes=dtypes)
     if path.endswith(TORCH_SUFFIXES):
         return read_torch_state_dict(path, device=device)
     raise CheckpointError(f"{path}: unknown weights file type; expected .safetensors or a torch file "

@@ -3,13 +3,14 @@
 A config file has one table per section below; every key is optional except ``[tasks]``::
 
     [run]        name, seed, steps, stage ("vae" or "dit"), device, log_every
-    [model]      preset, vae (trained ST-VAE folder for the dit stage), init, parallel, gradient_checkpointing
+    [model]      preset, vae (trained ST-VAE folder for the dit stage), init, parallel, gradient_checkpointing, compile
     [tasks]      task name = mix weight, e.g. depth = 1.0
+    [task_options.NAME]  options for that task's factory, e.g. style = "drawn"
     [data]       source ("generators", "templates", "cache"), templates, caches, image_size, min/max pairs
     [optimizer]  AdamW: lr, betas, weight_decay, eps
     [schedule]   warmup_steps, decay ("constant" or "cosine"), min_lr_ratio
     [train]      batch_size (global), precision, grad_clip, ema_decay, cfg_dropout
-    [checkpoint] every, keep_last
+    [checkpoint] every, keep_last, async_save
     [samples]    every, count, num_steps, guidance_scale
     [vae]        image_steps, loss weights, adversarial_start_step, discriminator_lr, train_encoder
 
@@ -74,7 +75,12 @@ class ModelConfig:
     init: str = ""
     #: ``auto``: FSDP2 for models over a billion parameters when there are several ranks, else DDP.
     parallel: Literal["auto", "ddp", "fsdp"] = attrs.field(default="auto", validator=v.in_(("auto", "ddp", "fsdp")))
+    #: Activation checkpointing of every repeated block (transformer blocks), applied from outside
+    #: the model by ``lavin_core.train.parallelize``: recomputed in backward instead of kept.
     gradient_checkpointing: bool = False
+    #: Regional ``torch.compile``: each repeated block compiled on its own (after checkpointing,
+    #: before FSDP2; ``lavin_core.train.parallelize.ORDER``).
+    compile: bool = False
 
 
 def _check_tasks(instance: object, attribute: attrs.Attribute, tasks: Mapping[str, float]) -> None:
@@ -145,6 +151,10 @@ class TrainingConfig:
 class CheckpointConfig:
     every: int = attrs.field(default=500, validator=_positive_int)
     keep_last: int = attrs.field(default=3, validator=_positive_int)
+    #: Write the sharded checkpoint in a background thread from a CPU copy while training goes on
+    #: (``torch.distributed.checkpoint.async_save``); it is committed (renamed into place) once
+    #: complete, at the next checkpoint or the end. Costs one more copy of the state in CPU memory.
+    async_save: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -187,6 +197,8 @@ class TrainConfig:
     """A whole training run."""
 
     tasks: dict[str, float] = attrs.field(validator=_check_tasks)
+    #: Options per task for its factory (``[task_options.depth] style = "drawn"``), as ``--task-option``.
+    task_options: dict[str, dict[str, bool | int | float | str]] = attrs.field(factory=dict)
     run: RunConfig = RunConfig()
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
@@ -198,6 +210,9 @@ class TrainConfig:
     vae: VAEStageConfig = VAEStageConfig()
 
     def __attrs_post_init__(self) -> None:
+        unknown = sorted(set(self.task_options) - set(self.tasks))
+        if unknown:
+            raise ValueError(f"task_options names {', '.join(unknown)}, which [tasks] does not list")
         if self.run.stage == "vae" and not self.vae.train_encoder and not self.model.init:
             raise ValueError("vae.train_encoder = false keeps the encoder as it starts: set model.init to "
                              "the trained ST-VAE whose encoder to keep (e.g. runs/lavin-tiny-vae/export)")
@@ -406,6 +421,8 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):  # an inline table: task_options' per-task options
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {value!r} to TOML")
 
 

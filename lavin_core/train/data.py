@@ -27,7 +27,8 @@ def data_sources(config: TrainConfig, *, encoder: Encoder | None = None) -> dict
 
     data, size = config.data, config.data.image_size
     if data.source == "generators":
-        return {registry.get_task(name, size=size): weight for name, weight in config.tasks.items()}
+        return {registry.get_task(name, **{"size": size, **config.task_options.get(name, {})}): weight
+                for name, weight in config.tasks.items()}
     if data.source == "templates":
         found = [registry.get_task("folder", path=folder, size=size) for folder in data.templates]
     else:

@@ -1,27 +1,20 @@
 """torch.distributed for the trainer: one process, or many under ``torchrun``.
 
-Parallelism is applied from outside the model, torchtitan style: the model code is single-device
-and ``parallelize`` wraps it in DDP (models that fit one device) or shards it with FSDP2
-``fully_shard`` (each transformer block, then the root). Without ``torchrun`` (no ``WORLD_SIZE``)
-no process group is created and the model is used as it is.
+Process groups and collectives only; how a model is wrapped or sharded is
+``lavin_core.train.parallelize``. Without ``torchrun`` (no ``WORLD_SIZE``) no process group is
+created.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from lavin_core.errors import LavinError
-
-#: ``parallel = "auto"`` shards models with more parameters than this (when there are several ranks).
-FSDP_MIN_PARAMETERS = 1_000_000_000
-
 
 @attrs.frozen(kw_only=True)
 class DistInfo:
@@ -104,60 +97,3 @@ def broadcast_object(value: Any, info: DistInfo) -> Any:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def repeated_blocks(model: nn.Module) -> Iterator[nn.Module]:
-    """The modules of every ``nn.ModuleList`` of ``model`` (transformer blocks, VAE stages, ...)."""
-    for module in model.modules():
-        if isinstance(module, nn.ModuleList):
-            yield from module
-
-
-def choose_parallel(model: nn.Module, mode: str, info: DistInfo) -> str:
-    """``"none"``, ``"ddp"`` or ``"fsdp"`` for ``model`` given the config's ``mode`` (auto, ddp, fsdp)."""
-    if not info.is_distributed:
-        return "none"
-    if mode == "auto":
-        size = sum(p.numel() for p in model.parameters())
-        return "fsdp" if size > FSDP_MIN_PARAMETERS else "ddp"
-    if mode not in ("ddp", "fsdp"):
-        raise LavinError(f"unknown parallel mode {mode!r}; use auto, ddp or fsdp")
-    return mode
-
-
-def shard(model: nn.Module) -> nn.Module:
-    """FSDP2: shard each repeated block, then the root (which holds the embeddings and the head)."""
-    from torch.distributed.fsdp import fully_shard
-
-    blocks = [block for block in repeated_blocks(model) if any(True for _ in block.parameters())]
-    # Only the outermost blocks: a block nested in another sharded block is covered by it.
-    nested = {id(inner) for block in blocks for inner in block.modules() if inner is not block}
-    for block in blocks:
-        if id(block) not in nested:
-            fully_shard(block)
-    fully_shard(model)
-    return model
-
-
-def parallelize(model: nn.Module, parallel: str, info: DistInfo) -> nn.Module:
-    """``model`` (already on ``info.device``) ready for training: as is, under DDP, or sharded.
-
-    The returned module is the one to call; ``unwrap`` gives back the one that owns the weights.
-    """
-    if parallel == "none":
-        return model
-    if parallel == "ddp":
-        from torch.nn.parallel import DistributedDataParallel
-
-        device_ids = [info.device.index] if info.device.type == "cuda" else None
-        # Some weights may get no gradient (the J-DiT's last block's conditional-stream output
-        # feeds nothing), so DDP must look for unused parameters.
-        return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
-    if parallel == "fsdp":
-        return shard(model)
-    raise LavinError(f"unknown parallel mode {parallel!r}; use none, ddp or fsdp")
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (FSDP2 shards in place, so it is the module itself)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

@@ -92,7 +92,8 @@ class DiTStage:
 
     def __init__(self, config: TrainConfig, info: DistInfo, autocast_dtype: torch.dtype | None):
         self.config, self.info = config, info
-        model_config = get_preset(config.model.preset, gradient_checkpointing=config.model.gradient_checkpointing)
+        # Activation checkpointing is applied from outside (lavin_core.train.parallelize).
+        model_config = get_preset(config.model.preset)
         if not config.model.vae:
             raise ValueError(
                 "the dit stage needs a trained ST-VAE: set model.vae to the folder a vae-stage run exported "
@@ -108,7 +109,8 @@ class DiTStage:
             )
         self.model_config = model_config
         self.model_class = JDiT
-        self.model = JDiT(model_config)
+        with torch.device("meta"):  # the trainer gives each rank its shards (parallelize.materialize)
+            self.model = JDiT(model_config)
         self.objective = DiTObjective(self.model, autocast_dtype=autocast_dtype)
         self.autocast_dtype = autocast_dtype
         # Every batch comes out as latents: pixel sources are encoded by the frozen ST-VAE in the

@@ -1,9 +1,10 @@
 """The training loop shared by the ST-VAE and J-DiT stages.
 
-Order of set-up (torchtitan's): distributed init -> seed -> build the stage's model (and load
-``model.init`` weights, for fine-tuning) on the device ->
-EMA copy -> parallelize (DDP or FSDP2, and the EMA sharded alike) -> optimizer and LR schedule ->
-resume. Each step: the stage's loss on this rank's share of the global batch, a NaN check over
+Order of set-up (torchtitan's): distributed init -> seed -> build the stage's model (the J-DiT
+on the meta device: no memory yet) -> EMA copy -> parallelize (activation checkpointing, compile,
+FSDP2, and the EMA sharded alike; ``lavin_core.train.parallelize``) -> materialize (each rank
+allocates and fills only its shards: initial values, or the ``model.init`` weights to fine-tune
+from) -> DDP, if chosen -> optimizer and LR schedule -> resume. Each step: the stage's loss on this rank's share of the global batch, a NaN check over
 all ranks, backward, gradient clipping, AdamW, LR schedule, EMA, then logging, checkpoints and
 sample grids at their intervals. The end exports the EMA weights with ``save_pretrained``.
 
@@ -13,6 +14,7 @@ sample grids at their intervals. The end exports the EMA weights with ``save_pre
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import sys
@@ -23,11 +25,12 @@ import numpy as np
 import torch
 
 from lavin_core.atomic import write_text
-from lavin_core.checkpoint import load_pretrained_into
+from lavin_core.checkpoint import load_pretrained_into, read_pretrained_weights
 from lavin_core.errors import LavinError
 from lavin_core.pretrained import model_part
 from lavin_core.train import distributed as dist_utils
-from lavin_core.train.checkpointing import CheckpointManager, export_pretrained, full_model_state, latest_checkpoint
+from lavin_core.train.checkpointing import CheckpointManager, export_pretrained, latest_checkpoint
+from lavin_core.train.parallelize import choose_parallel, is_meta, materialize, parallelize, plan, shard, wrap_ddp
 from lavin_core.train.config import TrainConfig, check_local_path, dump_toml
 from lavin_core.train.ema import EMA
 from lavin_core.train.metrics import MetricsLogger
@@ -107,15 +110,15 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
                             "continue that run, or choose another --out")
     seed_everything(config.run.seed)
     stage = build_stage(config, info)
-    if config.model.init and not (resume and latest is not None):
+    fine_tune = bool(config.model.init and not (resume and latest))
+    if fine_tune:
         check_local_path("model.init", config.model.init, "weights to start from")
-        load_pretrained_into(stage.model, stage.export_config(), model_part(config.model.init, stage.name))
-    model = stage.model.to(info.device)
-    ema = EMA(model, config.train.ema_decay)
-    parallel = dist_utils.choose_parallel(model, config.model.parallel, info)
-    objective = dist_utils.parallelize(stage.objective.to(info.device), parallel, info)
-    if parallel == "fsdp":
-        dist_utils.shard(ema.shadow)
+    objective, ema = _build_parallel(stage, config, info, fine_tune=fine_tune)
+    model = stage.model
+    if info.is_distributed:
+        held, total = _local_and_global_numel(model)
+        print(f"lavin train: rank {info.rank} holds {held:,} of the model's {total:,} parameters "
+              f"({100 * held / total:.1f}%)", file=sys.stderr)
 
     parameters = [p for p in objective.parameters() if p.requires_grad]
     o = config.optimizer
@@ -127,7 +130,7 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
     models = {"model": model, "ema": ema.shadow, **stage.extra_models()}
     optimizers = {"optimizer": (objective, optimizer), **stage.extra_optimizers()}
     manager = CheckpointManager(run_dir, keep_last=config.checkpoint.keep_last, info=info,
-                                models=models, optimizers=optimizers)
+                                models=models, optimizers=optimizers, async_save=config.checkpoint.async_save)
     start = 0
     if resume and latest is None and info.is_main:
         print(f"lavin train: no checkpoint in {run_dir}; starting from step 0", file=sys.stderr)
@@ -183,12 +186,59 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
                 last_saved = save(done)
             if config.samples.every and done % config.samples.every == 0:
                 stage.sample_grid(ema.shadow, done, run_dir / "samples" / f"step-{done:08d}.png")
+        manager.wait()
     finally:
         logger.close()
+        manager.close()
 
-    weights = full_model_state(ema.shadow)
     export = run_dir / EXPORT_DIR
-    if info.is_main:
-        export_pretrained(stage.model_class, stage.export_config(), weights, str(export))
+    # Streamed: each sharded tensor is gathered, written by rank 0 and dropped.
+    export_pretrained(stage.model_class, stage.export_config(), ema.shadow.state_dict(), str(export), info)
     dist_utils.barrier(info)
     return export
+
+
+def _local_and_global_numel(model: torch.nn.Module) -> tuple[int, int]:
+    """Parameters this rank stores (its FSDP2 shards, or all of them) and the model's total."""
+    from torch.distributed.tensor import DTensor
+
+    local = sum((p.to_local() if isinstance(p, DTensor) else p).numel() for p in model.parameters())
+    return local, sum(p.numel() for p in model.parameters())
+
+
+def _build_parallel(stage, config: TrainConfig, info: dist_utils.DistInfo, *, fine_tune: bool):
+    """The stage's objective ready to train (parallelized, weights in memory) and the EMA of its model.
+
+    A model built on the meta device is parallelized first and then materialized, so each rank
+    allocates only its shards; a model built in memory (the ST-VAE) is moved to the device first.
+    """
+    model = stage.model
+    meta = is_meta(model)
+    init_source = copy.deepcopy(model) if meta else None  # unwrapped: its names and init rules
+    if fine_tune:
+        source = model_part(config.model.init, stage.name)
+        if meta:
+            weights = read_pretrained_weights(init_source, stage.export_config(), source)
+        else:
+            load_pretrained_into(model, stage.export_config(), source)
+    if not meta:
+        stage.objective.to(info.device)
+    ema = EMA(model, config.train.ema_decay)
+    parallel = choose_parallel(model, config.model.parallel, info)
+    steps = plan(parallel=parallel, activation_checkpointing=config.model.gradient_checkpointing,
+                 compile=config.model.compile)
+    objective = parallelize(stage.objective, tuple(s for s in steps if s != "ddp"), info)
+    if parallel == "fsdp":
+        shard(ema.shadow)
+    if meta:
+        def fill(name: str, full: torch.Tensor) -> None:
+            if fine_tune:
+                full.copy_(weights[name])
+            else:
+                init_source.init_parameter(name, full)
+
+        for module in (model, ema.shadow):
+            materialize(module, info.device, fill)
+    if "ddp" in steps:
+        objective = wrap_ddp(objective, info)
+    return objective, ema

@@ -23,7 +23,8 @@ from lavin_core.stvae.losses import LossWeights, PatchDiscriminator3D, STVAELoss
 from lavin_core.train.config import TrainConfig
 from lavin_core.train.data import data_sources, make_loader
 from lavin_core.train.dit_stage import generator_for
-from lavin_core.train.distributed import DistInfo, choose_parallel, parallelize, unwrap
+from lavin_core.train.distributed import DistInfo
+from lavin_core.train.parallelize import choose_parallel, parallelize, plan, unwrap
 
 
 class VAEObjective(nn.Module):
@@ -64,8 +65,9 @@ class VAEStage:
                                    adversarial_start_step=vc.adversarial_start_step)
         self.objective = VAEObjective(self.model, self.weights, autocast_dtype=autocast_dtype)
         self.discriminator = PatchDiscriminator3D().to(info.device)
-        self.parallel_discriminator = parallelize(
-            self.discriminator, choose_parallel(self.discriminator, config.model.parallel, info), info)
+        steps = plan(parallel=choose_parallel(self.discriminator, config.model.parallel, info),
+                     activation_checkpointing=False, compile=False)
+        self.parallel_discriminator = parallelize(self.discriminator, steps, info)
         self.discriminator_optimizer = torch.optim.AdamW(
             self.parallel_discriminator.parameters(), lr=vc.discriminator_lr, betas=(0.5, 0.9))
         # One pair per context is the loader's minimum; its query input and target are the images.

@@ -4,11 +4,19 @@ A built-in task draws example ``i`` of seed ``s`` from its own random generator
 ``numpy.random.default_rng([s, i])``, so ``task.example(i, seed=s)`` is the ``i``-th item of
 ``task.examples(count, seed=s)`` for any ``count``, and examples can be made in any order
 (the latent cache and the data loader rely on that).
+
+Renderings drawn per context: a task whose answer can be drawn in many ways (which colour map,
+palette, line colour and thickness) implements ``draw(rng, pool)``, returning new values for the
+attributes that decide its rendering. With ``style="fixed"`` (the default, the rendering earlier
+models were trained on) ``instance(seed)`` is the task itself; with ``style="drawn"`` it is a copy
+whose rendering is drawn from the training pool, and with ``style="unseen"`` from a disjoint pool
+that training never draws (the held-out re-renderings).
 """
 
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,11 +70,37 @@ def single_frame(pixels: Tensor) -> np.ndarray:
     return frames[0]
 
 
-class GeneratedTask(Task):
-    """A task whose examples are generated from a seed: subclasses implement ``make(rng)``."""
+#: ``style`` values: the canonical rendering, one drawn per context from the training pool, or
+#: from the pool training never sees.
+STYLES = ("fixed", "drawn", "unseen")
 
-    def __init__(self, *, size: int | tuple[int, int] = 64):
+
+class GeneratedTask(Task):
+    """A task whose examples are generated from a seed: subclasses implement ``make(rng)``, and
+    ``draw(rng, pool)`` when their rendering can vary per context (see the module docstring)."""
+
+    #: The ``style`` values this task takes; a task that implements ``draw`` lists more than "fixed".
+    styles: tuple[str, ...] = ("fixed",)
+    #: The ``style`` used when none is given (held-out variants default to ``"unseen"``).
+    default_style: str = "fixed"
+
+    def __init__(self, *, size: int | tuple[int, int] = 64, style: str | None = None):
         self.height, self.width = parse_size(size)
+        style = self.default_style if style is None else style
+        if style not in self.styles:
+            raise ValueError(f"task {self.name!r} takes style {' or '.join(map(repr, self.styles))}, got {style!r}")
+        self.style = style
+
+    def draw(self, rng: np.random.Generator, pool: str) -> dict[str, Any]:
+        """Attribute values of one instance's rendering, from ``pool`` ("drawn" or "unseen")."""
+        return {}
+
+    def instance(self, seed: int) -> Task:
+        if self.style == "fixed":
+            return self
+        drawn = copy.copy(self)
+        vars(drawn).update(self.draw(np.random.default_rng(seed), self.style))
+        return drawn
 
     @abc.abstractmethod
     def make(self, rng: np.random.Generator) -> tuple[np.ndarray, Any]:

@@ -12,34 +12,56 @@ from lavin_core.ensemble import median_answer
 from lavin_plugins import metrics
 from lavin_plugins.scenes import random_scene, render
 from lavin_plugins.scenes.draw import draw_box_outline
-from lavin_plugins.tasks.base import GeneratedTask, single_frame, to_pixels
+from lavin_plugins.tasks.base import STYLES, GeneratedTask, to_pixels
+from lavin_plugins.tasks.codes import BACKGROUND, distinct_colors, palette_tuple
+from lavin_plugins.tasks.segmentation import read_mask, two_tone_pool
 
 OUTLINE = 2  # pixels
-MIN_BOX = 2 * OUTLINE + 2  # pixels: a smaller box would be a filled blob
+
+
+def min_box(outline: int) -> int:
+    """The smallest box side drawn with an ``outline`` pixels wide: a smaller box would be a filled blob."""
+    return 2 * outline + 2
 
 
 class DetectionTask(GeneratedTask):
-    """Answer: a box ``(x0, y0, x1, y1)`` float32 in pixels, x1 and y1 exclusive."""
+    """Answer: a box ``(x0, y0, x1, y1)`` float32 in pixels, x1 and y1 exclusive.
+
+    Rendering drawn per context: background and outline colours (as foreground segmentation's)
+    and the outline width, 1 to 3 pixels.
+    """
 
     name: ClassVar[str] = "detection"
     description: ClassVar[str] = "box the single object in the scene: a white rectangle outline on black"
+    split: ClassVar[str | None] = "trained"
     metrics: ClassVar[tuple[str, ...]] = ("iou", "hit@0.5")
     higher_is_better: ClassVar[dict[str, bool]] = {"iou": True, "hit@0.5": True}
+    styles: ClassVar[tuple[str, ...]] = STYLES
+
+    def __init__(self, *, size: int | tuple[int, int] = 64, style: str | None = None):
+        super().__init__(size=size, style=style)
+        self.colors = palette_tuple([BACKGROUND, np.ones(3)])  # (background, outline)
+        self.outline = OUTLINE
+
+    def draw(self, rng: np.random.Generator, pool: str) -> dict:
+        return {"colors": palette_tuple(distinct_colors(rng, 2, two_tone_pool(pool))),
+                "outline": int(rng.integers(1, 4))}
 
     def make(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         for _ in range(100):
             view = render(random_scene(rng, num_shapes=1), self.height, self.width)
             box = view.boxes[0]
-            if np.all(np.isfinite(box)) and min(box[2] - box[0], box[3] - box[1]) >= MIN_BOX:
+            if np.all(np.isfinite(box)) and min(box[2] - box[0], box[3] - box[1]) >= min_box(self.outline):
                 return view.rgb, box
         raise ValueError(f"no visible object after 100 scenes at {self.height}x{self.width}; use a larger size")
 
     def render(self, answer: np.ndarray) -> Tensor:
-        canvas = np.zeros((self.height, self.width, 3), np.float32)
-        return to_pixels(draw_box_outline(canvas, answer, OUTLINE, 1.0))
+        background, ink = np.array(self.colors, np.float32)
+        canvas = np.broadcast_to(background, (self.height, self.width, 3)).copy()
+        return to_pixels(draw_box_outline(canvas, answer, self.outline, ink))
 
     def read(self, pixels: Tensor) -> np.ndarray:
-        mask = single_frame(pixels).mean(-1) > 0.5
+        mask = read_mask(pixels, self.colors)
         # a column (row) inside the box crosses the top and bottom (left and right) borders:
         # requiring two lit pixels ignores isolated specks
         cols = np.nonzero(mask.sum(0) >= 2)[0]

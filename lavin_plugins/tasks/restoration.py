@@ -16,25 +16,13 @@ from torch import Tensor
 
 from lavin_core.ensemble import mean_answer
 from lavin_plugins import metrics
+from lavin_plugins.imagemaps import LUMA, gaussian_blur
 from lavin_plugins.photos import ImageSource, image_source
 from lavin_plugins.scenes.draw import draw_segment
 from lavin_plugins.tasks.base import GeneratedTask, single_frame, to_pixels
 
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601
-
-
-def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of ``(H, W, C)`` with reflected borders."""
-    radius = max(1, int(np.ceil(3 * sigma)))
-    taps = np.exp(-(np.arange(-radius, radius + 1) ** 2) / (2 * sigma**2))
-    taps /= taps.sum()
-    padded = np.pad(image, ((radius, radius), (radius, radius), (0, 0)), mode="reflect")
-    height, width = image.shape[:2]
-    rows = sum(w * padded[i : i + height] for i, w in enumerate(taps))
-    return sum(w * rows[:, i : i + width] for i, w in enumerate(taps)).astype(np.float32)
-
-
 class RestorationTask(GeneratedTask):
+    split: ClassVar[str | None] = "trained"
     metrics: ClassVar[tuple[str, ...]] = ("psnr", "ssim")
     higher_is_better: ClassVar[dict[str, bool]] = {"psnr": True, "ssim": True}
 

@@ -21,8 +21,12 @@ class FramePredictionTask(GeneratedTask):
 
     name: ClassVar[str] = "frame_prediction"
     description: ClassVar[str] = "predict the next frames of a clip of moving objects"
-    metrics: ClassVar[tuple[str, ...]] = ("psnr", "ssim")
-    higher_is_better: ClassVar[dict[str, bool]] = {"psnr": True, "ssim": True}
+    split: ClassVar[str | None] = "trained"
+    metrics: ClassVar[tuple[str, ...]] = ("psnr", "ssim", "temporal_error")
+    higher_is_better: ClassVar[dict[str, bool]] = {"psnr": True, "ssim": True, "temporal_error": False}
+    #: The answer's frames follow the input's rather than matching them one to one: a long
+    #: query is not cut into windows; its last ``frames`` frames are the context.
+    frame_aligned: ClassVar[bool] = False
 
     def __init__(self, *, size: int | tuple[int, int] = 64, frames: int = 5):
         super().__init__(size=size)
@@ -42,7 +46,8 @@ class FramePredictionTask(GeneratedTask):
         return from_pixels(pixels)
 
     def score(self, predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-        return {"psnr": metrics.psnr(predicted, truth), "ssim": metrics.ssim(predicted, truth)}
+        return {"psnr": metrics.psnr(predicted, truth), "ssim": metrics.ssim(predicted, truth),
+                "temporal_error": metrics.temporal_error(predicted, truth, vector=True)}
 
     def combine(self, answers: Sequence[np.ndarray]) -> np.ndarray:
         """The mean of the sampled clips (the MSE-optimal consensus)."""

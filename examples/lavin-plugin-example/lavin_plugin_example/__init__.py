@@ -1,4 +1,5 @@
-"""An example LaVin plugin: one task ("invert") and one prompt sampler ("stride").
+"""An example LaVin plugin: two tasks ("invert", and "silhouette" with options, its colours drawn
+per context, written only against ``lavin_plugins.kit``) and one prompt sampler ("stride").
 
 LaVin calls the two hooks below once per session; each calls ``register`` with a factory.
 """
@@ -6,12 +7,14 @@ LaVin calls the two hooks below once per session; each calls ``register`` with a
 from registry import hookimpl
 
 from lavin_plugin_example.invert import InvertTask
+from lavin_plugin_example.silhouette import SilhouetteTask
 from lavin_plugin_example.stride import StrideSampler
 
 
 @hookimpl
 def lavin_register_tasks(register):
     register(InvertTask)
+    register(SilhouetteTask)
 
 
 @hookimpl

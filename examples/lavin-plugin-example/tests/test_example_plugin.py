@@ -1,9 +1,11 @@
 """Plugin authors: copy this file. It checks the plugin with LaVin's own registry."""
 
+import pytest
 import torch
 
 import registry
 from lavin_core import Task, TaskContext
+from lavin_plugins.kit.testing import check_task
 
 
 def test_installed_plugin_is_found_through_its_entry_point():
@@ -32,3 +34,23 @@ def test_task_renders_reads_and_scores():
     chosen = sampler.select(pool, examples[0].pair.input, 4)
     context = TaskContext(task="invert", pairs=[pool[i] for i in chosen], query=examples[0].pair.input)
     assert chosen == [0, 2, 4, 6] and context.num_pairs == 4
+
+
+@pytest.mark.parametrize("options", [{}, {"style": "fixed"}, {"shapes": 1, "outline": True, "thickness": 2}])
+def test_silhouette_keeps_the_kit_contract(options):
+    import lavin_plugin_example
+
+    reg = registry.Registry(entry_points=False)
+    reg.register_plugin(lavin_plugin_example, name="example")
+    check_task(reg.get_task("silhouette", size=32, **options))
+
+
+def test_silhouette_draws_its_colours_per_context():
+    from lavin_plugin_example.silhouette import SilhouetteTask
+
+    task = SilhouetteTask(size=32)
+    a, b = task.instance(1), task.instance(2)
+    assert a.colors != b.colors and task.colors == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    assert task.instance(1).colors == a.colors  # deterministic in the seed
+    with pytest.raises(ValueError, match="shapes"):
+        SilhouetteTask(shapes=0)
