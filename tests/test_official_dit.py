@@ -90,8 +90,8 @@ def test_wrong_config_names_every_mismatch():
     with pytest.raises(CheckpointError) as info:
         load_dit(str(WEIGHTS))  # the 3.4B preset: every shape differs and 20 blocks (22 tensors each) are missing
     message = str(info.value)
-    assert "missing 440: blocks.10.cond_mlp.down_proj.weight" in message
-    assert "prompt_embed (checkpoint (1, 96), model (1, 2304))" in message
+    assert "missing 440: blocks.10.cond_mlp.down_proj.weight" in message and "\n" not in message
+    assert "prompt_embed (checkpoint (1, 96), model (1, 2304))" in info.value.mis_shaped  # the full list
 
 
 def test_missing_file_is_a_checkpoint_error(tmp_path):

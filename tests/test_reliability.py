@@ -85,9 +85,9 @@ def test_corrupt_and_truncated_image_files(tmp_path, name):
 
 
 @pytest.mark.parametrize(("make", "message"), [
-    (lambda tmp: str(tmp / "missing.png"), "no image file at"),
-    (lambda tmp: str(tmp), "cannot read"),
-    (lambda tmp: "memory://reliability/nothing-here.png", "no image file at"),
+    (lambda tmp: str(tmp / "missing.png"), "no image or clip file at"),
+    (lambda tmp: str(tmp), "holds no image files"),  # a folder is a clip of frames
+    (lambda tmp: "memory://reliability/nothing-here.png", "no image or clip file at"),
     (lambda tmp: np.full((8, 8, 3), np.nan, np.float32), r"must lie in \[0, 1\]"),
     (lambda tmp: np.full((8, 8, 3), 2.0, np.float32), r"must lie in \[0, 1\]"),
     (lambda tmp: torch.full((3, 8, 8), float("nan")), "NaN or infinite"),
@@ -128,8 +128,6 @@ def test_a_huge_image_is_refused_before_decoding(tmp_path, monkeypatch):
 @pytest.mark.parametrize(("name", "message"), [
     ("prediction.txt", "extension '.txt'"),
     ("prediction", "no extension"),
-    ("prediction.gif", "video outputs"),
-    ("prediction.mp4", "video outputs"),
     ("prediction.PDF", "extension '.pdf'"),
 ])
 def test_output_extension_chooses_the_format_or_is_refused(tmp_path, name, message):
@@ -495,16 +493,15 @@ def run_cli(capsys, argv) -> tuple[int, str]:
 @pytest.mark.parametrize(("extra", "message"), [
     (["--device", "gpu0"], "unknown device 'gpu0'"),
     (["--out", "{tmp}/prediction.txt"], "extension '.txt'"),
-    (["--out", "{tmp}/prediction.mp4"], "video outputs"),
     (["--out", "{tmp}"], "is a folder"),
-    (["--query", "{tmp}/missing.png"], "no image file at"),
+    (["--query", "{tmp}/missing.png"], "no image or clip file at"),
     (["--query", "{tmp}/corrupt.png"], "is not a readable image"),
     (["--dit", "{tmp}/evil.pt", "--vae", "random:lavin-tiny"], "refused, nothing in it was run"),
     (["--dit", "{tmp}", "--vae", "random:lavin-tiny"], "no config.json"),
     (["--dit", "{tmp}/q.png", "--vae", "random:lavin-tiny"], "file of unknown kind"),
     (["--model", "lavin-huge"], "lavin-huge"),
     (["--sampler", "magic"], "magic"),
-], ids=["device", "txt-out", "mp4-out", "folder-out", "missing-query", "corrupt-query", "evil-dit", "folder-dit",
+], ids=["device", "txt-out", "folder-out", "missing-query", "corrupt-query", "evil-dit", "folder-dit",
         "png-dit", "unknown-model", "unknown-sampler"])
 def test_lavin_run_bad_input_is_one_line(tmp_path, query, capsys, extra, message):
     (tmp_path / "corrupt.png").write_bytes(png_bytes()[:30])

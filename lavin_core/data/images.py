@@ -66,7 +66,7 @@ def _open_bytes(url: str) -> bytes:
         with fsspec.open(url, "rb") as f:
             return f.read()
     except FileNotFoundError:
-        raise ImageError(f"no image file at {url}") from None
+        raise ImageError(f"no image or clip file at {url}") from None
     except (IsADirectoryError, PermissionError, OSError) as err:
         raise ImageError(f"cannot read {url}: {err.strerror or _clean(err, url)}") from None
 
@@ -77,7 +77,8 @@ def _open_image(data: bytes, url: str) -> Image.Image:
         return Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageError(
-            f"{url} is not a readable image (PNG, JPEG, WebP, TIFF, ...): unrecognised content starting {data[:8]!r}"
+            f"{url} is not a readable image or clip (PNG, JPEG, WebP, TIFF, GIF, MP4, ...): unrecognised content "
+            f"starting {data[:8]!r}"
         ) from None
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise ImageError(f"{url} is not a readable image: {_clean(err, url)}") from None

@@ -47,8 +47,8 @@ def output_format(url: str | os.PathLike, *, frames: int = 1) -> str:
     url = os.fspath(url)
     extension = _extension(url)
     known = ", ".join(sorted(IMAGE_FORMATS))
-    if extension in VIDEO_EXTENSIONS:
-        return VIDEO
+    if extension in VIDEO_EXTENSIONS or (frames > 1 and extension in video.ANIMATED_EXTENSIONS):
+        return VIDEO  # clips keep their exact frame rate there
     if extension not in IMAGE_FORMATS:
         what = f"extension {extension!r}" if extension else "no extension"
         raise ImageError(f"{url} has {what}; the extension chooses the format: use one of {known}, "
