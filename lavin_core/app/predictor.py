@@ -27,6 +27,7 @@ from lavin_core.data.images import check_size, resize, to_uint8
 from lavin_core.data.outputs import save_image
 from lavin_core.evaluation.cases import score
 from lavin_core.pipeline import InContextPipeline
+from lavin_core.app.queries import task_instance
 from lavin_core.pipeline.inputs import task_at, task_pairs
 from lavin_core.samplers.options import SamplingOptions
 
@@ -96,7 +97,7 @@ class Predictor:
         if options.processing_size == 0:
             check_size(query, self.pipe.size_multiple, "the query")
         size = self.pipe.processing_shape(*query.shape[-2:], options.processing_size)
-        task = task_at(request.task, size) if registered else None
+        task = task_instance(task_at(request.task, size)) if registered else None
         pairs = self.pairs(request, task, resize(query, size), options)
         steps = len(self.pipe.sampler_for(options).timesteps(options.num_steps)) - 1
         done = itertools.count(1)
@@ -121,12 +122,10 @@ class Predictor:
                          higher_is_better=dict(task.higher_is_better) if task is not None else {}, summary=summary)
 
     def _write(self, prediction: torch.Tensor, label: str) -> str:
-        """The prediction as a PNG in ``out_dir``, written under a temporary name and renamed."""
+        """The prediction as a PNG in ``out_dir`` (``save_image`` writes it atomically)."""
         # numbered first, so that name order is age order
         path = os.path.join(self.out_dir, f"lavin-{next(self._count):06d}-{label}.png")
-        partial = os.path.join(self.out_dir, f".{os.path.basename(path)}.partial")
-        save_image(prediction, partial)
-        os.replace(partial, path)
+        save_image(prediction, path)
         written = sorted((e for e in os.scandir(self.out_dir) if e.name.startswith("lavin-")), key=lambda e: e.name)
         for entry in written[:-KEEP]:
             os.remove(entry.path)

@@ -25,12 +25,21 @@ QUERY_SEED = 1_000_000
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
 
+def task_instance(task):
+    """The one instance of a task drawn per context that the page uses (a fixed task with one
+    mapping is itself): its example pairs and its generated queries then share the hidden
+    parameters, so a generated query's metrics are right."""
+    from lavin_core.seeds import context_seed
+
+    return task.instance(context_seed(QUERY_SEED, 0))
+
+
 def generated_query(task_name: str, index: int, *, size: int | tuple[int, int]) -> tuple[np.ndarray, GroundTruth]:
     """Scene ``index`` of ``task_name``'s generator at ``size``: the query image ``(H, W, 3)`` uint8
     and its ``GroundTruth``."""
     import registry
 
-    task = registry.get_task(task_name, size=size)
+    task = task_instance(registry.get_task(task_name, size=size))
     example = next(iter(task.examples(1, seed=QUERY_SEED + index)), None)
     if example is None:
         raise LavinError(f"task {task_name!r} generated no example to use as a query; upload a query")
@@ -75,8 +84,8 @@ def image_tasks(size: int, first: tuple[str, ...] = ()) -> list[str]:
     from lavin_core.evaluation.cases import buildable_tasks
 
     names = []
-    for name in buildable_tasks(size):
-        example = next(iter(registry.get_task(name, size=size).examples(1, seed=QUERY_SEED)), None)
+    for name in buildable_tasks(size)[0]:
+        example = next(iter(task_instance(registry.get_task(name, size=size)).examples(1, seed=QUERY_SEED)), None)
         if example is not None and example.pair.input.shape[1] == 1 and example.pair.target.shape[1] == 1:
             names.append(name)
     return [n for n in first if n in names] + sorted(n for n in names if n not in first)
