@@ -39,12 +39,12 @@ class ImageMapTask(GeneratedTask):
                  source: str | ImageSource = "scenes"):
         super().__init__(size=size, style=style)
         self.source = image_source(source)
-        # the maps applied in order, as (name, params); drawn per context by ``instance``
-        self.maps: tuple[tuple[str, dict[str, Any]], ...] | None = None
+        # the maps applied in order, as (name, params); drawn per context by ``instance``. The task
+        # itself holds the draw of seed 0, so that code asking it for examples directly (not
+        # through an instance) gets one fixed map instead of an error.
+        self.maps: tuple[tuple[str, dict[str, Any]], ...] = self.draw(np.random.default_rng(0), "drawn")["maps"]
 
     def make(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        if self.maps is None:
-            raise ValueError(f"{self.name} draws its map per context: use task.instance(seed).examples(...)")
         image = self.source.image(rng, self.height, self.width)
         out = image
         for name, params in self.maps:
