@@ -59,6 +59,14 @@ def step_dir_name(step: int) -> str:
     return f"{PREFIX}{step:08d}"
 
 
+def _remove(checkpoint: Path) -> None:
+    """Delete a checkpoint folder so that no reader ever sees it half deleted: it is first renamed to
+    a temporary name (never listed, and cleared at the next start), then removed."""
+    doomed = checkpoint.with_name(f"{TEMP_PREFIX}deleted-{checkpoint.name}")
+    os.rename(checkpoint, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """The complete checkpoints of a run, oldest first."""
     folder = Path(run_dir) / "checkpoints"
@@ -235,11 +243,11 @@ class CheckpointManager:
         if self.info.is_main:
             _fsync_tree(temp)
             if final.exists():  # the same step saved again (e.g. the final save after a periodic one)
-                shutil.rmtree(final)
+                _remove(final)
             os.rename(temp, final)
             _fsync_dir(self.folder)
             for old in list_checkpoints(self.folder.parent)[:-self.keep_last]:
-                shutil.rmtree(old, ignore_errors=True)
+                _remove(old)
         barrier(self.info)
 
     def close(self) -> None:
