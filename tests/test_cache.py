@@ -191,3 +191,15 @@ def test_the_bytes_of_an_example_do_not_depend_on_the_batch_size(task):
         a, b = built[0].example(index), built[1].example(index)
         assert np.array_equal(a.input.numpy(), b.input.numpy()) and np.array_equal(a.target.numpy(), b.target.numpy())
         assert a.input.view(torch.int32).equal(b.input.view(torch.int32))  # bit for bit, not just ==
+
+
+def test_a_loaded_cache_reads_the_same_examples_without_the_store(tmp_path):
+    """``load`` reads every latent at once; examples are equal to the store's, and are copies."""
+    url = str(tmp_path / "c.zarr")
+    build_cache(registry.get_task("map_hue_rotate", size=32), PoolEncoder(), url, count=6, group_size=3)
+    stored, loaded = open_cache(url), open_cache(url).load()
+    assert len(loaded) == len(stored) == 6
+    for a, b in zip(stored, loaded):
+        assert torch.equal(a.input, b.input) and torch.equal(a.target, b.target) and a.id == b.id
+    loaded[0].input.add_(1.0)
+    assert torch.equal(loaded[0].input, stored[0].input)  # the loaded arrays were not changed through a view

@@ -136,6 +136,7 @@ class ZarrLatentCache:
         self.url, self._group, self._fs, self._root = url, group, fs, root.rstrip("/")
         self.attrs: dict[str, Any] = dict(group.attrs)
         self._inputs, self._targets = group["inputs"], group["targets"]
+        self._loaded = False
         self._commits: dict[int, dict[str, Any]] = {}
         self._order: list[int] = []
         self._by_key: dict[str, tuple[int, str]] | None = None
@@ -209,6 +210,19 @@ class ZarrLatentCache:
                 self._commits[int(record["index"])] = record
             self._order = sorted(self._commits)
             self._by_key = None
+            if self._loaded:
+                self.load()
+
+    def load(self) -> ZarrLatentCache:
+        """Read all latents into memory at once (one read per array instead of one per example), so
+        that reading examples no longer touches the store; ``refresh`` reads them again. Returns self.
+
+        For training on caches that fit in RAM: on a 2-core CPU, 16 contexts read one example at a
+        time took 0.28 s, a third of a lavin-tiny training step.
+        """
+        self._inputs, self._targets = np.asarray(self._group["inputs"][:]), np.asarray(self._group["targets"][:])
+        self._loaded = True
+        return self
 
     def __len__(self) -> int:
         return len(self._order)
@@ -227,8 +241,8 @@ class ZarrLatentCache:
         if index not in self._commits:
             raise KeyError(f"example {index} is not committed in {self.url} (committed: {len(self)} of {self.count})")
         return LatentPair(
-            input=torch.from_numpy(np.asarray(self._inputs[index])),
-            target=torch.from_numpy(np.asarray(self._targets[index])),
+            input=torch.from_numpy(np.array(self._inputs[index])),  # a copy: never a view of the loaded arrays
+            target=torch.from_numpy(np.array(self._targets[index])),
             id=self._commits[index]["id"],
             index=index,
         )

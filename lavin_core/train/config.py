@@ -6,7 +6,7 @@ A config file has one table per section below; every key is optional except ``[t
     [model]      preset, vae (trained ST-VAE folder for the dit stage), init, parallel, gradient_checkpointing, compile
     [tasks]      task name = mix weight, e.g. depth = 1.0
     [task_options.NAME]  options for that task's factory, e.g. style = "drawn"
-    [data]       source ("generators", "templates", "cache"), templates, caches, image_size, min/max pairs
+    [data]       source ("generators", "templates", "cache"), templates, caches, in_memory, image_size, min/max pairs
     [optimizer]  AdamW: lr, betas, weight_decay, eps
     [schedule]   warmup_steps, decay ("constant" or "cosine"), min_lr_ratio
     [train]      batch_size (global), precision, grad_clip, ema_decay, cfg_dropout
@@ -100,6 +100,9 @@ class DataConfig:
     templates: tuple[str, ...] = ()
     #: Zarr latent cache URLs (source = "cache"), one task each (``lavin cache build``).
     caches: tuple[str, ...] = ()
+    #: Read each cache into memory once at start (``ZarrLatentCache.load``) instead of one example at a
+    #: time from the store: for caches that fit in RAM (the lavin-tiny-icl caches: 0.7 GB).
+    in_memory: bool = False
     #: Pixel height and width of generated examples.
     image_size: int = attrs.field(default=64, validator=_positive_int)
     #: Example pairs per context, drawn uniformly per step (the authors trained with 1 to 8).

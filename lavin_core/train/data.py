@@ -35,6 +35,8 @@ def data_sources(config: TrainConfig, *, encoder: Encoder | None = None) -> dict
         from lavin_core.data.cache import open_cache
 
         found = [open_cache(url, encoder=encoder) for url in data.caches]
+        if data.in_memory:
+            found = [cache.load() for cache in found]
     by_name = {getattr(source, "task", None) if data.source == "cache" else source.name: source for source in found}
     missing = sorted(set(config.tasks) - set(by_name))
     if missing:
