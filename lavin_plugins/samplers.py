@@ -126,12 +126,22 @@ class NearestPromptSampler(PromptSampler):
         _check_request(pool, num_pairs)
         if not num_pairs:
             return []
-        features = self.embed([query, *(pair.input for pair in pool)])
+        inputs = [pair.input for pair in pool]
+        if any(t.shape[1] != query.shape[1] for t in inputs):
+            # Clips of other lengths (a long query against short example clips, or an image against
+            # clips): compared by their mean frames, the only view they share.
+            query, inputs = _mean_frame(query), [_mean_frame(t) for t in inputs]
+        features = self.embed([query, *inputs])
         distances = (features[1:] - features[0]).square().sum(1)
         return torch.sort(distances, stable=True).indices[:num_pairs].tolist()
 
     def __repr__(self) -> str:
         return f"NearestPromptSampler(encoder={type(self.encoder).__name__ if self.encoder else None})"
+
+
+def _mean_frame(x: Tensor) -> Tensor:
+    """``(C, T, H, W)`` -> ``(C, 1, H, W)``: the mean over time."""
+    return x.float().mean(dim=1, keepdim=True)
 
 
 BUILTIN_PROMPT_SAMPLERS = (RandomPromptSampler, FixedPromptSampler, NearestPromptSampler)

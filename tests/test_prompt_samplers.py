@@ -77,3 +77,18 @@ def test_nearest_orders_by_distance_in_the_pool_space():
     assert registry.get_prompt_sampler("nearest").select(pool, torch.full((3, 1, 16, 16), 0.0), 4) == [2, 1, 3, 0]
     with pytest.raises(TypeError, match="Encoder"):
         NearestPromptSampler(encoder="vae")
+
+
+def test_nearest_compares_clips_of_other_lengths_by_their_mean_frames():
+    """A 9-frame query against 5-frame example clips (the long-clip case): the example whose clip
+    shows the query's content comes first, with and without an encoder."""
+    torch.manual_seed(0)
+    def clip(scene, frames):  # a still scene with a little noise per frame
+        return (scene + 0.05 * torch.randn(3, frames, 32, 32)).clamp(-1, 1)
+
+    scenes = [torch.rand(3, 1, 32, 32) * 2 - 1 for _ in range(4)]
+    query = clip(scenes[0], 9)
+    near = ExamplePair(input=clip(scenes[0], 5), target=torch.zeros(3, 5, 32, 32))
+    far = [ExamplePair(input=clip(scene, 5), target=torch.zeros(3, 5, 32, 32)) for scene in scenes[1:]]
+    for sampler in (registry.get_prompt_sampler("nearest"), registry.get_prompt_sampler("nearest", encoder=PoolEncoder())):
+        assert sampler.select([*far[:2], near, far[2]], query, 2)[0] == 2
