@@ -4,7 +4,7 @@ Order of set-up (torchtitan's): distributed init -> seed -> build the stage's mo
 on the meta device: no memory yet) -> EMA copy -> parallelize (activation checkpointing, compile,
 FSDP2, and the EMA sharded alike; ``lavin_core.train.parallelize``) -> materialize (each rank
 allocates and fills only its shards: initial values, or the ``model.init`` weights to fine-tune
-from) -> DDP, if chosen -> optimizer and LR schedule -> resume. Each step: the stage's loss on this rank's share of the global batch, a NaN check over
+from) -> DDP, if chosen -> optimizer (fused AdamW where it applies) and LR schedule -> resume. Each step: the stage's loss on this rank's share of the global batch, a NaN check over
 all ranks, backward, gradient clipping, AdamW, LR schedule, EMA, then logging, checkpoints and
 sample grids at their intervals. The end exports the EMA weights with ``save_pretrained``.
 
@@ -34,6 +34,7 @@ from lavin_core.train.parallelize import choose_parallel, is_meta, materialize, 
 from lavin_core.train.config import TrainConfig, check_local_path, dump_toml
 from lavin_core.train.ema import EMA
 from lavin_core.train.metrics import MetricsLogger
+from lavin_core.train.optim import make_optimizer
 
 EXPORT_DIR = "export"
 CONFIG_FILE = "config.toml"
@@ -122,7 +123,7 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
 
     parameters = [p for p in objective.parameters() if p.requires_grad]
     o = config.optimizer
-    optimizer = torch.optim.AdamW(parameters, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
+    optimizer = make_optimizer(parameters, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
     s = config.schedule
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(
         step, total_steps=config.run.steps, warmup_steps=s.warmup_steps, decay=s.decay, min_lr_ratio=s.min_lr_ratio))

@@ -24,6 +24,7 @@ from lavin_core.train.config import TrainConfig
 from lavin_core.train.data import data_sources, make_loader
 from lavin_core.train.dit_stage import generator_for
 from lavin_core.train.distributed import DistInfo
+from lavin_core.train.optim import make_optimizer
 from lavin_core.train.parallelize import choose_parallel, parallelize, plan, unwrap
 
 
@@ -68,7 +69,7 @@ class VAEStage:
         steps = plan(parallel=choose_parallel(self.discriminator, config.model.parallel, info),
                      activation_checkpointing=False, compile=False)
         self.parallel_discriminator = parallelize(self.discriminator, steps, info)
-        self.discriminator_optimizer = torch.optim.AdamW(
+        self.discriminator_optimizer = make_optimizer(
             self.parallel_discriminator.parameters(), lr=vc.discriminator_lr, betas=(0.5, 0.9))
         # One pair per context is the loader's minimum; its query input and target are the images.
         self.loader = make_loader(config, info, min_pairs=1, max_pairs=1)
