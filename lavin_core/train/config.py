@@ -49,6 +49,11 @@ def _probability(instance: object, attribute: attrs.Attribute, value: float) -> 
         raise ValueError(f"{attribute.name} must lie in [0, 1), got {value}")
 
 
+def _compile_choice(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, bool) and value != "auto":
+        raise ValueError(f'{attribute.name} must be true, false or "auto", got {value!r}')
+
+
 @attrs.frozen(kw_only=True)
 class RunConfig:
     name: str = "lavin"
@@ -79,8 +84,10 @@ class ModelConfig:
     #: the model by ``lavin_core.train.parallelize``: recomputed in backward instead of kept.
     gradient_checkpointing: bool = False
     #: Regional ``torch.compile``: each repeated block compiled on its own (after checkpointing,
-    #: before FSDP2; ``lavin_core.train.parallelize.ORDER``).
-    compile: bool = False
+    #: before FSDP2; ``lavin_core.train.parallelize.ORDER``). ``"auto"``: the J-DiT's blocks when the
+    #: run is long enough to repay the compile time (``lavin_core.train.compile``; a short test run
+    #: stays eager, the vae stage too); ``true`` / ``false`` force it. Logged as ``compile_s``.
+    compile: bool | Literal["auto"] = attrs.field(default="auto", validator=_compile_choice)
 
 
 def _check_tasks(instance: object, attribute: attrs.Attribute, tasks: Mapping[str, float]) -> None:

@@ -6,7 +6,8 @@ applied from outside it, here, in one fixed order.
 1. ``activation_checkpointing``: each repeated block (``JDiTBlock``, ...) is wrapped so that its
    activations are recomputed in backward instead of kept (``model.gradient_checkpointing``);
 2. ``compile``: each repeated block is compiled on its own (regional ``torch.compile``: one
-   graph, reused by every block of the same shape) (``model.compile``);
+   graph, reused by every block of the same shape) (``model.compile``, resolved for the run by
+   ``lavin_core.train.compile``);
 3. ``fsdp``: FSDP2 ``fully_shard`` of each block, then of the root; or ``ddp`` (a wrapper,
    applied last, after the weights exist: DDP broadcasts them when it is built).
 
@@ -81,9 +82,14 @@ def apply_activation_checkpointing(model: nn.Module) -> None:
 
 
 def apply_compile(model: nn.Module) -> None:
-    """Compile each repeated block in place (``nn.Module.compile``: names and weights unchanged)."""
+    """Compile each repeated block in place (``nn.Module.compile``: names and weights unchanged).
+
+    ``dynamic=None`` (PyTorch's automatic dynamic shapes): the first shape compiles static, a
+    second one recompiles once with dynamic sizes instead of once per shape, since training
+    shapes vary with the pair count, the clip length and the null-context share of a batch.
+    """
     for block in repeated_blocks(model):
-        block.compile()
+        block.compile(dynamic=None)
 
 
 def shard(model: nn.Module) -> nn.Module:

@@ -1,12 +1,14 @@
 """The training loop shared by the ST-VAE and J-DiT stages.
 
 Order of set-up (torchtitan's): distributed init -> seed -> build the stage's model (the J-DiT
-on the meta device: no memory yet) -> EMA copy -> parallelize (activation checkpointing, compile,
-FSDP2, and the EMA sharded alike; ``lavin_core.train.parallelize``) -> materialize (each rank
-allocates and fills only its shards: initial values, or the ``model.init`` weights to fine-tune
-from) -> DDP, if chosen -> optimizer (fused AdamW where it applies) and LR schedule -> resume. Each step: the stage's loss on this rank's share of the global batch, a NaN check over
-all ranks, backward, gradient clipping, AdamW, LR schedule, EMA, then logging, checkpoints and
-sample grids at their intervals. The end exports the EMA weights with ``save_pretrained``.
+on the meta device: no memory yet) -> EMA copy -> parallelize (activation checkpointing, compile
+as ``model.compile`` resolves for this run (``lavin_core.train.compile``), FSDP2, and the EMA
+sharded alike; ``lavin_core.train.parallelize``) -> materialize (each rank allocates and fills
+only its shards: initial values, or the ``model.init`` weights to fine-tune from) -> DDP, if
+chosen -> optimizer (fused AdamW where it applies) and LR schedule -> resume. Each step: the
+stage's loss on this rank's share of the global batch, a NaN check over all ranks, backward,
+gradient clipping, AdamW, LR schedule, EMA, then logging, checkpoints and sample grids at their
+intervals. The end exports the EMA weights with ``save_pretrained``.
 
     >>> from lavin_core.train import train
     >>> export_dir = train(load_config("configs/lavin-tiny/dit.toml"), "runs/lavin-tiny-dit")
@@ -30,6 +32,7 @@ from lavin_core.errors import LavinError
 from lavin_core.pretrained import model_part
 from lavin_core.train import distributed as dist_utils
 from lavin_core.train.checkpointing import CheckpointManager, export_pretrained, latest_checkpoint
+from lavin_core.train.compile import compile_seconds, resolve_compile
 from lavin_core.train.parallelize import choose_parallel, is_meta, materialize, parallelize, plan, shard, wrap_ddp
 from lavin_core.train.config import TrainConfig, check_local_path, dump_toml
 from lavin_core.train.ema import EMA
@@ -114,7 +117,8 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
     fine_tune = bool(config.model.init and not (resume and latest))
     if fine_tune:
         check_local_path("model.init", config.model.init, "weights to start from")
-    objective, ema = _build_parallel(stage, config, info, fine_tune=fine_tune)
+    compiling_before = compile_seconds()
+    objective, ema, compiled = _build_parallel(stage, config, info, fine_tune=fine_tune)
     model = stage.model
     if info.is_distributed:
         held, total = _local_and_global_numel(model)
@@ -180,8 +184,11 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
             if done % config.run.log_every == 0 or done == config.run.steps:
                 # The stage's terms of this step, averaged over ranks like the loss (every rank has the same keys).
                 terms = dist_utils.mean_over_ranks(torch.tensor(list(extra.values()), dtype=torch.float64), info)
-                logger.log(done, {"loss": reported.item(), "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
-                                  **dict(zip(extra, terms.tolist()))}, samples=samples_since_log)
+                record = {"loss": reported.item(), "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                          **dict(zip(extra, terms.tolist()))}
+                if compiled:  # seconds spent compiling so far (the first steps compile, later shapes may)
+                    record["compile_s"] = compile_seconds() - compiling_before
+                logger.log(done, record, samples=samples_since_log)
                 samples_since_log = 0
             if done % config.checkpoint.every == 0 or done == config.run.steps:
                 last_saved = save(done)
@@ -208,7 +215,8 @@ def _local_and_global_numel(model: torch.nn.Module) -> tuple[int, int]:
 
 
 def _build_parallel(stage, config: TrainConfig, info: dist_utils.DistInfo, *, fine_tune: bool):
-    """The stage's objective ready to train (parallelized, weights in memory) and the EMA of its model.
+    """The stage's objective ready to train (parallelized, weights in memory), the EMA of its model
+    and whether its blocks are compiled.
 
     A model built on the meta device is parallelized first and then materialized, so each rank
     allocates only its shards; a model built in memory (the ST-VAE) is moved to the device first.
@@ -226,8 +234,12 @@ def _build_parallel(stage, config: TrainConfig, info: dist_utils.DistInfo, *, fi
         stage.objective.to(info.device)
     ema = EMA(model, config.train.ema_decay)
     parallel = choose_parallel(model, config.model.parallel, info)
-    steps = plan(parallel=parallel, activation_checkpointing=config.model.gradient_checkpointing,
-                 compile=config.model.compile)
+    compiled = resolve_compile(config, stage.model_config, info.device)
+    if compiled and info.is_main:
+        why = '"auto": this run is long enough to repay it' if config.model.compile == "auto" else "true"
+        print(f"lavin train: compiling the repeated blocks (model.compile = {why}); the first steps take "
+              "longer, metrics.jsonl logs the seconds as compile_s", file=sys.stderr)
+    steps = plan(parallel=parallel, activation_checkpointing=config.model.gradient_checkpointing, compile=compiled)
     objective = parallelize(stage.objective, tuple(s for s in steps if s != "ddp"), info)
     if parallel == "fsdp":
         shard(ema.shadow)
@@ -242,4 +254,4 @@ def _build_parallel(stage, config: TrainConfig, info: dist_utils.DistInfo, *, fi
             materialize(module, info.device, fill)
     if "ddp" in steps:
         objective = wrap_ddp(objective, info)
-    return objective, ema
+    return objective, ema, compiled
