@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from lavin_core.cli.demo import add_model_arguments, open_model
+from lavin_core.cli.sampling import compile_if_long
 from lavin_core.cli.task_options import add_task_option_argument, task_options
 
 
@@ -64,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
         for task, reason in failed.items():
             print(f"skipped task {task!r}: {reason}", file=sys.stderr)
         per_task = task_options(args.task_option, tasks) if args.task_option else {}
+    # The sweep's smallest pair count for every case: a cautious count of the work.
+    compile_if_long(pipe, options, queries=len(tasks) * args.count * len(args.num_pairs),
+                    num_pairs=min(args.num_pairs), size=size)
     result = run_bench(pipe, tasks, model_name=name, trained_tasks=trained, task_options=per_task, count=args.count,
                        num_pairs=args.num_pairs, seed=args.seed, size=size, num_steps=options.num_steps,
                        guidance_scale=options.guidance_scale, temperature=options.temperature,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from lavin_core.cli.sampling import add_model_arguments as add_model_flags
-from lavin_core.cli.sampling import add_sampling_arguments, open_pipeline, sampling_options
+from lavin_core.cli.sampling import add_sampling_arguments, compile_if_long, open_pipeline, sampling_options
 from lavin_core.cli.task_options import add_task_option_argument
 
 
@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     pipe, name, trained, size, options = open_model(args)
     tasks = args.tasks or list(trained or DEMO_TASKS)
+    compile_if_long(pipe, options, queries=len(tasks), num_pairs=args.num_pairs, size=size)
     rows = run_demo(pipe, tasks, num_pairs=args.num_pairs, seed=args.seed, size=size, num_steps=options.num_steps,
                     guidance_scale=options.guidance_scale, temperature=options.temperature,
                     ensemble_size=options.num_samples, photos=False if args.no_photos else None,

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import argparse
 
-from lavin_core.cli.sampling import add_model_arguments, add_sampling_arguments, open_pipeline, sampling_options
+from lavin_core.cli.sampling import (add_model_arguments, add_sampling_arguments, compile_if_long, open_pipeline,
+                                     sampling_options)
 from lavin_core.cli.task_options import add_task_option_argument
 
 
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         pairs = task_pairs(task, resize(query, size), options.num_pairs, prompt_sampler=args.prompt_sampler,
                            seed=args.seed)
+    compile_if_long(pipe, options, queries=1, num_pairs=len(pairs), size=min(size))
     calls = []
 
     def predict(window_pairs, frames):

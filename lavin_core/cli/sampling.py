@@ -79,3 +79,16 @@ def open_pipeline(args: argparse.Namespace, options, *, combining: bool):
 
     pipe = load_pipeline(model_spec(args), dit=args.dit, vae=args.vae, sampler=args.sampler, device=args.device)
     return pipe, pipe.resolve(options, combining=combining)
+
+
+def compile_if_long(pipe, options, *, queries: int, num_pairs: int, size: int) -> None:
+    """Regional compile of the J-DiT when the samples ahead take long enough to repay it
+    (``lavin_core.pipeline.compile_policy``): a whole ``lavin bench`` does, one ``lavin run`` or
+    the demo of lavin-tiny does not. A note on stderr when it compiles."""
+    import sys
+
+    from lavin_core.pipeline.compile_policy import compile_pipeline_if_it_pays
+
+    if compile_pipeline_if_it_pays(pipe, options, queries=queries, num_pairs=num_pairs, image_size=size):
+        print(f"compiling the J-DiT's blocks: {queries} queries x {options.num_samples or 1} samples repay "
+              "the compile time", file=sys.stderr)
