@@ -16,9 +16,12 @@ does; training resolves ``model.compile = "auto"`` the same way (``lavin_core.tr
 machine (AMD EPYC, torch 2.13 CPU, float32) while other jobs ran beside it, with
 ``benchmarks/bench_speed.py``: eager J-DiT training steps at 25-70 GFLOP/s, the regional compile
 12-40 s with a warm Inductor cache (a cold cache took several minutes once), a step 1.3-1.6x
-faster compiled. They are deliberately cautious (a wrong "no" costs a fraction of the run, a wrong
-"yes" can cost more than the whole run) and are to be replaced by the figures ``bench_speed.py``
-prints on a quiet machine.
+faster compiled, at the fixed shapes of that benchmark. Training whose shapes vary from step to
+step may gain less: the lavin-tiny-icl recipe (1-5 pairs, clips) measured compiled training no
+faster than eager after 200 s of compiling (``configs/lavin-tiny-icl/README.md``), which is why it
+sets ``compile = false``. They are meant to be cautious (a wrong "no" costs a fraction of the run,
+a wrong "yes" can cost more than the whole run) and are to be replaced by the figures
+``bench_speed.py`` prints on a quiet machine.
 """
 
 from __future__ import annotations
