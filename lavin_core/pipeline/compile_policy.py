@@ -16,10 +16,11 @@ does; training resolves ``model.compile = "auto"`` the same way (``lavin_core.tr
 machine (AMD EPYC, torch 2.13 CPU, float32) while other jobs ran beside it, with
 ``benchmarks/bench_speed.py``: eager J-DiT training steps at 25-70 GFLOP/s, the regional compile
 12-40 s with a warm Inductor cache (a cold cache took several minutes once), a step 1.3-1.6x
-faster compiled, at the fixed shapes of that benchmark. Training whose shapes vary from step to
+faster compiled, at the fixed shapes of that benchmark (not confirmed on a quiet machine). Training whose shapes vary from step to
 step may gain less: the lavin-tiny-icl recipe (1-5 pairs, clips) measured compiled training no
 faster than eager after 200 s of compiling (``configs/lavin-tiny-icl/README.md``), which is why it
-sets ``compile = false``. They are meant to be cautious (a wrong "no" costs a fraction of the run,
+sets ``compile = false``; so the CPU estimate says no gain (``speedup = 1``) until
+``bench_speed.py`` shows one on a quiet machine. They are meant to be cautious (a wrong "no" costs a fraction of the run,
 a wrong "yes" can cost more than the whole run) and are to be replaced by the figures
 ``bench_speed.py`` prints on a quiet machine.
 """
@@ -46,7 +47,10 @@ class CompileEstimate:
 #: Per device type; provisional (see the module docstring). CUDA: the GPU figures in DESIGN.md
 #: (compile 235 s for the 3.4B model, sampling 1.46x faster; eager hundreds of TFLOP/s).
 ESTIMATES = {
-    "cpu": CompileEstimate(compile_seconds=40.0, eager_gflops=60.0, speedup=1.3),
+    # speedup 1.0: "auto" never compiles on the CPU. The quiet-machine measurements so far found no
+    # gain: compiled training of the lavin-tiny-icl recipe ran at eager speed after 200 s of
+    # compiling, and a compiled J-DiT forward at 0.51-0.71x of eager (issue 20's measurements).
+    "cpu": CompileEstimate(compile_seconds=200.0, eager_gflops=60.0, speedup=1.0),
     "cuda": CompileEstimate(compile_seconds=240.0, eager_gflops=300_000.0, speedup=1.4),
 }
 
