@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,125 @@ def test_a_huge_image_is_refused_before_decoding(tmp_path, monkeypatch):
     with pytest.raises(ImageError, match="refused before decoding") as info:
         to_pixels(str(tmp_path / "huge.png"))
     assert_one_line(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# huge files: decoded within what the processing size can use (images.decode_side), never whole
+
+
+def constant_png(path: Path, width: int, height: int, *, rows: int | None = None) -> str:
+    """A grey 8-bit PNG of any size, written row by row: the file and this function's memory stay
+    tiny. ``rows`` < ``height`` writes only that many rows (a header that promises more)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compress, row = zlib.compressobj(9), b"\x00" + b"\x80" * width  # filter byte, then the grey values
+    data = b"".join(compress.compress(row) for _ in range(height if rows is None else rows)) + compress.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return str(path)
+
+
+@pytest.fixture
+def converted(monkeypatch) -> list[tuple[int, int]]:
+    """The (W, H) of every decoded image that ``images`` turns into an array (the first big buffer)."""
+    sizes, original = [], images.image_array
+    monkeypatch.setattr(images, "image_array", lambda image: sizes.append(image.size) or original(image))
+    return sizes
+
+
+def test_lavin_run_reads_a_huge_query_scaled_down(tmp_path, capsys, converted):
+    query = constant_png(tmp_path / "huge.png", 8000, 8000)
+    out = tmp_path / "depth.png"
+    status = main(["run", "--task", "depth", "--query", query, "--out", str(out), "--quiet", "--ensemble", "1",
+                   "--steps", "2", "--schedule", "uniform"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert_one_line(captured.err)
+    assert "huge.png is 8000x8000 (WxH), larger than 1024 px on its longer side; read scaled down to 1024x1024" \
+        in captured.err
+    assert "1024x1024" in captured.out and to_pixels(str(out)).shape == (3, 1, 1024, 1024)
+    assert converted and max(max(size) for size in converted) <= 1024  # 16 x the 64 px processing size
+
+
+def test_lavin_run_refuses_a_huge_query_at_its_own_size(tmp_path, capsys, monkeypatch):
+    query = constant_png(tmp_path / "huge.png", 8000, 8000)
+    monkeypatch.setattr(images, "_decoded", lambda image, url: pytest.fail("decoded"))
+    before = snapshot(tmp_path)
+    status, err = run_cli(capsys, ["run", "--task", "depth", "--query", query, "--out", str(tmp_path / "o.png"),
+                                   "--processing-size", "0"])
+    assert status == 2 and "larger than 1024 px on its longer side; refused before decoding" in err, err
+    assert_one_line(err)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(("width", "height", "rows", "message"), [
+    (9000, 9000, None, "more than 67,108,864 pixels to decode; refused before decoding"),
+    (100_000, 100_000, 4, "decompression bomb"),  # a header promising 10^10 pixels
+], ids=["over-max-pixels", "bomb-header"])
+@pytest.mark.parametrize("max_side", [None, 1024])
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path, monkeypatch, width, height, rows, message,
+                                                         max_side):
+    path = constant_png(tmp_path / "bomb.png", width, height, rows=rows)
+    monkeypatch.setattr(images, "_decoded", lambda image, url: pytest.fail("decoded"))
+    with pytest.raises(ImageError, match=message) as info, warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused in one line, with no "scaled down" line before it
+        to_pixels(path, what="query", max_side=max_side)
+    assert_one_line(info.value)
+    assert "bomb.png" in str(info.value)
+
+
+def test_huge_template_pairs_are_read_scaled_down(tmp_path, converted):
+    from lavin_core.data.templates import read_template_folder
+
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    constant_png(folder / "a_input.png", 4000, 3000)
+    constant_png(folder / "a_target.png", 4000, 3000)
+    with pytest.warns(UserWarning, match=r"is 4000x3000 .* read scaled down to 1024x768") as record:
+        pairs = read_template_folder(folder, size=(48, 64))
+    assert sorted(str(w.message).split(" is ")[0].rsplit("/", 1)[1] for w in record) == ["a_input.png", "a_target.png"]
+    assert pairs[0].input.shape == pairs[0].target.shape == (3, 1, 48, 64)
+    assert max(max(size) for size in converted) <= 1024
+
+
+def test_the_pipeline_reads_huge_files_scaled_down(tmp_path, converted):
+    from lavin_core.pipeline import load_pipeline
+
+    query = constant_png(tmp_path / "query.png", 4000, 2000)
+    pair = (constant_png(tmp_path / "in.png", 3000, 3000), constant_png(tmp_path / "out.png", 3000, 3000))
+    pipe = load_pipeline(schedule="uniform")
+    with pytest.warns(UserWarning, match="read scaled down"):
+        out = pipe(pairs=[pair], query=query, num_steps=1, num_samples=1, progress=False)
+    assert out.predictions[0].shape == (3, 1, 512, 1024)  # the query as read: 16 x the 64 px processing size
+    assert max(max(size) for size in converted) <= 1024
+
+
+def test_a_huge_animated_query_is_scaled_down_frame_by_frame(tmp_path):
+    frames = [Image.new("L", (3000, 2000), 40 * i) for i in range(5)]  # grey: nothing to quantize
+    frames[0].save(tmp_path / "huge.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    del frames
+    with pytest.warns(UserWarning, match=r"huge.gif is 3000x2000 .* read scaled down to 256x171") as record:
+        clip = images.read_clip(tmp_path / "huge.gif", max_side=256)
+    assert clip.pixels.shape == (3, 5, 171, 256) and clip.fps == 10.0
+    assert len(record) == 1  # one line for the clip, not one per frame
+    with pytest.raises(ImageError, match="refused before decoding") as info:
+        images.read_clip(tmp_path / "huge.gif", max_side=256, oversize="refuse")
+    assert_one_line(info.value)
+
+
+def test_a_huge_video_query_is_scaled_down_by_ffmpeg(tmp_path, caplog):
+    pytest.importorskip("imageio_ffmpeg")
+    from lavin_core.data import video
+
+    video.write_frames(np.full((5, 1080, 1920, 3), 200, np.uint8), tmp_path / "hd.mp4", fps=10)
+    with pytest.warns(UserWarning, match=r"hd.mp4 is 1920x1080 .* read scaled down to 256x144"):
+        clip = images.read_clip(tmp_path / "hd.mp4", max_side=256)
+    assert clip.pixels.shape == (3, 5, 144, 256) and clip.fps == 10.0
+    assert not [r for r in caplog.records if r.name.startswith("imageio")]  # ours is the only message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,7 +594,7 @@ def test_opening_a_zarr_group_that_is_not_ours(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# the command line (in process; nothing here loads the J-DiT)
+# the command line (in process; nothing here samples, at most lavin-tiny loads)
 
 
 @pytest.fixture

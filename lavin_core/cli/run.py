@@ -8,7 +8,8 @@
 ``--prompts`` is a folder in the official template layout (``NAME_input.png`` / ``NAME_target.png``),
 which defines the task by itself; without it the pairs are drawn from the registered ``--task``'s own
 examples by a prompt sampler. Queries are processed at the model's size (lavin-tiny: 64 px on the
-longer side) and the prediction is resized back to the query's size.
+longer side) and the prediction is resized back to the query's size; a query whose longer side is
+more than 16 times that is read scaled down to 16 times it, with a warning, before it fills memory.
 A query clip (``.mp4`` with the ``video`` extra, animated ``.gif`` / ``.png``, a folder of
 frames) longer or shorter than the example clips is predicted in windows of their length
 (``lavin_core.pipeline.windows``); ``--out`` picks the format by its extension and keeps the
@@ -78,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
-    from lavin_core.data.images import check_size, fit_size, read_clip, resize
+    from lavin_core.data.images import check_size, decode_side, fit_size, read_clip, resize
     from lavin_core.data.outputs import check_output_path, save_image
     from lavin_core.data.video import DEFAULT_FPS
     from lavin_core.pipeline.windows import predict_clip
@@ -87,11 +88,17 @@ def run(args: argparse.Namespace) -> int:
     options = sampling_options(args, seed=args.seed, num_pairs=args.num_pairs, processing_size=args.processing_size)
     if args.task is None and args.prompts is None:
         raise ValueError("name the task: --task NAME (see `lavin tasks`), or --prompts DIR with example pairs")
-    clip = read_clip(args.query)  # every frame, any count: windows fit the length below
-    query = clip.pixels
-    check_output_path(args.out, overwrite=args.overwrite, frames=query.shape[1])  # before any work
+    check_output_path(args.out, overwrite=args.overwrite)  # before the model loads
     registered = args.task is not None and args.task in _task_names()
     pipe, options = open_pipeline(args, options, combining=registered or not args.prompts)
+    # Decoded no larger than the model can use (images.decode_side): scaled down when it is processed
+    # at a smaller size anyway, refused when it is to be processed at its own (--processing-size 0).
+    own_size = options.processing_size == 0
+    max_side = decode_side(pipe.defaults.processing_size if own_size else options.processing_size)
+    # every frame, any count: windows fit the length below
+    clip = read_clip(args.query, max_side=max_side, oversize="refuse" if own_size else "resize")
+    query = clip.pixels
+    check_output_path(args.out, overwrite=args.overwrite, frames=query.shape[1])  # before any sampling
     if options.processing_size == 0:
         if args.resize:
             query = resize(query, fit_size(*query.shape[-2:], pipe.size_multiple))

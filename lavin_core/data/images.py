@@ -53,8 +53,46 @@ class ImageError(LavinError, ValueError):
 MAX_PIXELS = 8192 * 8192
 #: What "refuse" and "resize" do with an image larger than ``max_side``.
 OVERSIZE = ("resize", "refuse")
+#: A file processed at N px on its longer side is decoded no larger than this times N (``decode_side``):
+#: the model sees it at N px and the prediction is only resized back, so more pixels cost memory, nothing else.
+DECODE_FACTOR = 16
 # An object repr such as <_io.BytesIO object at 0x7f...>: PIL puts it in its messages.
 _OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def decode_side(processing_side: int | None) -> int | None:
+    """The ``max_side`` an image file processed at ``processing_side`` px is decoded within
+    (``DECODE_FACTOR`` times it); ``None`` (only ``MAX_PIXELS`` applies) for none or 0 (own size)."""
+    return DECODE_FACTOR * processing_side if processing_side else None
+
+
+def _check_frame_size(width: int, height: int, url: str) -> None:
+    """``ImageError`` for a frame of more than ``MAX_PIXELS`` pixels, before it is decoded."""
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{url} is {width}x{height} (WxH), more than {MAX_PIXELS:,} pixels to decode; refused before "
+            "decoding (scale it down first; only JPEGs can be decoded at a reduced size)"
+        )
+
+
+def _limited_size(width: int, height: int, url: str, max_side: int | None, oversize: str) -> tuple[int, int] | None:
+    """The ``(width, height)`` an image of that size is read at within ``max_side`` (None: its own);
+    ``ImageError`` instead when ``oversize == "refuse"``."""
+    if max_side is None or max(width, height) <= max_side:
+        return None
+    if oversize == "refuse":
+        raise ImageError(
+            f"{url} is {width}x{height} (WxH), larger than {max_side} px on its longer side; refused "
+            f"before decoding: resize it to at most {max_side} px"
+        )
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _warn_scaled(url: str, size: tuple[int, int], target: tuple[int, int], max_side: int) -> None:
+    """The one line that says an image is read smaller than it is."""
+    warnings.warn(f"{url} is {size[0]}x{size[1]} (WxH), larger than {max_side} px on its longer side; "
+                  f"read scaled down to {target[0]}x{target[1]}", stacklevel=5)
 
 
 def _clean(err: Exception, url: str) -> str:
@@ -90,31 +128,14 @@ def _limit(image: Image.Image, url: str, max_side: int | None, oversize: str) ->
     JPEGs are decoded at 1/2, 1/4 or 1/8 scale by ``draft`` (the full-size buffer never exists),
     other formats whole, then reduced. Whatever would be decoded must stay under ``MAX_PIXELS``.
     """
-    width, height = image.size
-    target = None
-    if max_side is not None and max(width, height) > max_side:
-        if oversize == "refuse":
-            raise ImageError(
-                f"{url} is {width}x{height} (WxH), larger than {max_side} px on its longer side; refused "
-                f"before decoding: resize it to at most {max_side} px"
-            )
-        scale = max_side / max(width, height)
-        target = (max(1, round(width * scale)), max(1, round(height * scale)))
-        if image.format == "JPEG":
-            image.draft(image.mode, target)  # decodes at the smallest 1/2^k scale still >= target
-    decoded_w, decoded_h = image.size
-    if decoded_w * decoded_h > MAX_PIXELS:
-        raise ImageError(
-            f"{url} is {width}x{height} (WxH), more than {MAX_PIXELS:,} pixels to decode; refused before "
-            "decoding (scale it down first; only JPEGs can be decoded at a reduced size)"
-        )
+    size = image.size
+    target = _limited_size(*size, url, max_side, oversize)
+    if target is not None and image.format == "JPEG":
+        image.draft(image.mode, target)  # decodes at the smallest 1/2^k scale still >= target
+    _check_frame_size(*image.size, url)
     if target is None:
         return image
-    warnings.warn(
-        f"{url} is {width}x{height} (WxH), larger than {max_side} px on its longer side; "
-        f"read scaled down to {target[0]}x{target[1]}",
-        stacklevel=4,
-    )
+    _warn_scaled(url, size, target, max_side)
     return _decoded(image, url).resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
@@ -215,7 +236,8 @@ def read_clip(url: str | os.PathLike, *, max_side: int | None = None, oversize: 
     """Every frame of the image, clip or frame folder at ``url``, with its frame rate.
 
     A still image is read by its real mode and bit depth, within ``max_side`` (``read_image_array``);
-    clips, animated images and frame folders by ``lavin_core.data.video`` (8-bit frames).
+    clips, animated images and frame folders by ``lavin_core.data.video`` (8-bit frames), each
+    frame within ``max_side`` as soon as it is decoded.
     ``ImageError`` (one line) when it is missing, unreadable, empty or mixes frame sizes.
     """
     url = os.fspath(url)
@@ -225,8 +247,16 @@ def read_clip(url: str | os.PathLike, *, max_side: int | None = None, oversize: 
             still = getattr(image, "n_frames", 1) == 1
         if still:
             return Clip(_from_numpy(read_image_array(url, max_side=max_side, oversize=oversize), url), None)
+
+    def fit(width: int, height: int) -> tuple[int, int] | None:
+        target = _limited_size(width, height, url, max_side, oversize)
+        _check_frame_size(width, height, url)  # each frame is decoded whole before it is scaled
+        if target is not None:
+            _warn_scaled(url, (width, height), target, max_side)
+        return target
+
     try:
-        frames = video.read_frames(url)
+        frames = video.read_frames(url, fit=fit)
     except video.ClipError as err:
         raise ImageError(str(err)) from None
     return Clip(_from_uint8_hwc(frames.array), frames.fps)

@@ -20,7 +20,7 @@ import fsspec
 from lavin_core.context import ExamplePair
 from lavin_core.errors import LavinError
 from lavin_core.data import video
-from lavin_core.data.images import resize, to_pixels
+from lavin_core.data.images import decode_side, resize, to_pixels
 
 _EXTENSIONS = "|".join(e.lstrip(".") for e in sorted({".jpg", ".jpeg", *video.ANIMATED_EXTENSIONS, *video.FFMPEG_EXTENSIONS}))
 _FILE = re.compile(rf"^(?P<name>.+)_(?P<role>input|target)\.(?:{_EXTENSIONS})$", re.IGNORECASE)
@@ -76,8 +76,10 @@ def list_template_files(url: str | os.PathLike) -> list[TemplateFiles]:
 
 
 def read_template_pair(files: TemplateFiles, *, size: tuple[int, int] | None = None) -> ExamplePair:
-    """The pair in ``files`` as pixels, both resized to ``size`` = (height, width) if given."""
-    source, target = to_pixels(files.input, what=files.input), to_pixels(files.target, what=files.target)
+    """The pair in ``files`` as pixels, both resized to ``size`` = (height, width) if given (and
+    then decoded no larger than ``images.decode_side`` of it, so a huge file is scaled down first)."""
+    max_side = decode_side(max(size)) if size is not None else None
+    source, target = (to_pixels(path, what=path, max_side=max_side) for path in (files.input, files.target))
     if size is not None:
         source, target = resize(source, size), resize(target, size)
     elif source.shape[2:] != target.shape[2:]:

@@ -17,9 +17,14 @@ user's output should be. Files at fsspec URLs go through a local temporary copy.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
+import logging
 import os
 import tempfile
+from collections.abc import Callable
+
 import attrs
 import fsspec
 import numpy as np
@@ -50,6 +55,11 @@ class Frames:
     fps: float | None
 
 
+#: ``fit(width, height)``: the ``(width, height)`` to read frames of that size at, None for their
+#: own; called before any frame of that size is decoded, and it may raise to refuse them.
+Fit = Callable[[int, int], "tuple[int, int] | None"]
+
+
 def extension(url: str | os.PathLike) -> str:
     """The lower-case extension of ``url`` (``".mp4"``), ``""`` if none."""
     return os.path.splitext(os.fspath(url).rstrip("/"))[1].lower()
@@ -72,37 +82,49 @@ def _ffmpeg():
 # reading
 
 
-def read_frames(url: str | os.PathLike) -> Frames:
+def read_frames(url: str | os.PathLike, *, fit: Fit | None = None) -> Frames:
     """Every frame of the clip, animated image, still image or frame folder at ``url``.
 
+    ``fit`` (see ``Fit``) bounds the size frames are read at: each frame is scaled down as soon
+    as it is decoded (ffmpeg scales them itself), so the full-size clip never exists in memory.
     ``ClipError`` (one line, naming ``url``) when it is missing, unreadable, empty or holds
     frames of different sizes.
     """
     url = os.fspath(url)
+    fit = functools.cache(fit or (lambda width, height: None))  # one call (and warning) per frame size
     fs, path = fsspec.core.url_to_fs(url)
     if fs.isdir(path):
-        return _read_folder(fs, path, url)
+        return _read_folder(fs, path, url, fit)
     if not fs.exists(path):
         raise ClipError(f"no image or clip file at {url}")
     if is_ffmpeg_path(url):
-        return _read_ffmpeg(fs, path, url)
+        return _read_ffmpeg(fs, path, url, fit)
     try:
         data = fs.cat_file(path)
     except (IsADirectoryError, PermissionError, OSError) as err:
         raise ClipError(f"cannot read {url}: {err.strerror or err}") from None
-    return _read_pillow(data, url)
+    return _read_pillow(data, url, fit)
 
 
-def _read_pillow(data: bytes, url: str) -> Frames:
+def _read_pillow(data: bytes, url: str, fit: Fit) -> Frames:
     try:
         with Image.open(io.BytesIO(data)) as image:
-            frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(image)]
+            target = fit(*image.size)
+            frames = [_fitted(frame.convert("RGB"), target) for frame in ImageSequence.Iterator(image)]
             durations = _durations(image)
+    except LavinError:  # fit refused the size
+        raise
     except (UnidentifiedImageError, OSError, ValueError, EOFError) as err:
         raise ClipError(f"{url} is not a readable image or clip (PNG, JPEG, GIF, MP4, ...): {err}") from None
     if not frames:
         raise ClipError(f"{url} holds no frames")
     return Frames(np.stack(frames), _fps_from_durations(durations) if len(frames) > 1 else None)
+
+
+def _fitted(frame: Image.Image, target: tuple[int, int] | None) -> np.ndarray:
+    if target is not None:
+        frame = frame.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return np.asarray(frame)
 
 
 def _durations(image: Image.Image) -> list[float]:
@@ -120,13 +142,13 @@ def _fps_from_durations(durations: list[float]) -> float | None:
     return round(1000.0 / float(np.median(positive)), 3) if positive else None
 
 
-def _read_folder(fs, path: str, url: str) -> Frames:
+def _read_folder(fs, path: str, url: str, fit: Fit) -> Frames:
     names = sorted(p for p in fs.ls(path, detail=False) if extension(p) in FRAME_EXTENSIONS)
     if not names:
         raise ClipError(f"frame folder {url} holds no image files ({', '.join(FRAME_EXTENSIONS)})")
     frames = []
     for name in names:
-        frame = _read_pillow(fs.cat_file(name), name).array
+        frame = _read_pillow(fs.cat_file(name), name, fit).array
         if len(frame) != 1:
             raise ClipError(f"frame folder {url}: {name} is an animation; a frame folder holds still images")
         frames.append(frame[0])
@@ -144,14 +166,24 @@ def _check_one_size(shapes: list[tuple[int, ...]], names: list[str], url: str) -
             )
 
 
-def _read_ffmpeg(fs, path: str, url: str) -> Frames:
+def _read_ffmpeg(fs, path: str, url: str, fit: Fit) -> Frames:
     ffmpeg = _ffmpeg()
     with _local_copy(fs, path) as local:
         try:
             reader = ffmpeg.read_frames(local)
             meta = next(reader)
+            target = fit(*meta["size"])
+            if target is not None:  # again, with ffmpeg scaling each frame down before it reaches us
+                # quiet: imageio-ffmpeg warns when it stops ffmpeg early, and that the size read is not the source's
+                with _quiet_logger("imageio_ffmpeg"):
+                    reader.close()
+                    reader = ffmpeg.read_frames(local, output_params=["-vf", "scale={}:{}:flags=area".format(*target)])
+                    meta = next(reader)
             width, height = meta["size"]
             frames = [np.frombuffer(raw, np.uint8).reshape(height, width, 3) for raw in reader]
+        except LavinError:  # fit refused the size
+            reader.close()
+            raise
         except (RuntimeError, OSError, StopIteration, KeyError, ValueError) as err:
             detail = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
             raise ClipError(f"{url} is not a readable video: {detail}") from None
@@ -159,6 +191,17 @@ def _read_ffmpeg(fs, path: str, url: str) -> Frames:
         raise ClipError(f"{url} holds no frames")
     fps = float(meta.get("fps") or 0) or None
     return Frames(np.stack(frames), fps)
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class _local_copy:

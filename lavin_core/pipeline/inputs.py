@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from lavin_core.context import ExamplePair, TaskContext
-from lavin_core.data.images import resize, to_pixels
+from lavin_core.data.images import decode_side, resize, to_pixels
 from lavin_core.errors import LavinError
 from lavin_core.interfaces import Task
 
@@ -29,12 +29,14 @@ def build_context(
     ``pairs``: ``ExamplePair``s or ``(input, target)`` tuples. With ``resize_pairs`` the pairs are
     resized to the query's height and width (as the authors' inference does), so templates of
     any size work with any query. ``size`` = ``(height, width)`` resizes the query (and then the
-    pairs) to it first: the pipeline's processing size.
+    pairs) to it first: the pipeline's processing size. Files that will be resized are decoded
+    within ``images.decode_side`` of their new size (a huge one is read scaled down).
     """
-    query_pixels = to_pixels(query, what="query")
+    query_pixels = to_pixels(query, what="query", max_side=decode_side(max(size)) if size is not None else None)
     if size is not None:
         query_pixels = resize(query_pixels, size)
     size = tuple(query_pixels.shape[-2:])
+    max_side = decode_side(max(size)) if resize_pairs else None
     built = []
     for index, pair in enumerate(pairs):
         if isinstance(pair, ExamplePair):
@@ -44,8 +46,8 @@ def build_context(
                 source, target = pair
             except (TypeError, ValueError):
                 raise LavinError(f"pairs[{index}] must be an ExamplePair or an (input, target) tuple") from None
-            source = to_pixels(source, what=f"pairs[{index}].input")
-            target = to_pixels(target, what=f"pairs[{index}].target")
+            source = to_pixels(source, what=f"pairs[{index}].input", max_side=max_side)
+            target = to_pixels(target, what=f"pairs[{index}].target", max_side=max_side)
         if resize_pairs:
             source, target = resize(source, size), resize(target, size)
         built.append(ExamplePair(input=source, target=target))

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from lavin_core.context import ExamplePair, TaskContext
-from lavin_core.data.images import check_size, processing_shape, resize, to_pixels
+from lavin_core.data.images import check_size, decode_side, processing_shape, resize, to_pixels
 from lavin_core.data.latents import LatentCache
 from lavin_core.errors import LavinError
 from lavin_core.flow import randn_like
@@ -357,7 +357,8 @@ class InContextPipeline:
             if not pairs:
                 raise ValueError("pairs= is empty: the model learns the task from at least one (input, target) "
                                  "example pair; without pairs it would only see the query")
-            query = to_pixels(query, what="query")
+            # a file is decoded within images.decode_side of the processing size: a huge one is read scaled down
+            query = to_pixels(query, what="query", max_side=decode_side(processing_size))
             height, width = query.shape[-2:]
             size = self.processing_shape(height, width, processing_size)
             built = build_context(pairs, query, size=size)
