@@ -366,6 +366,80 @@ def test_save_pretrained_to_memory_writes_config_last():
     assert STVAE.from_pretrained("memory://reliability/vae").config == model.config
 
 
+def _export(model: STVAE, folder: Path) -> None:
+    from lavin_core.train.checkpointing import export_pretrained
+
+    export_pretrained(STVAE, model.config, model.state_dict(), str(folder))
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-export", "re-export"])
+def test_an_export_that_fails_midway_leaves_the_old_export_or_none(tmp_path, monkeypatch, first):
+    from lavin_core.train import checkpointing
+
+    model, export = STVAE.from_preset("lavin-tiny"), tmp_path / "export"
+    if not first:
+        _export(model, export)
+    before = snapshot(tmp_path)
+
+    def crash(path, layout, tensor_of, metadata=None):
+        Path(path).write_bytes(b"half a safetensors file")
+        raise OSError("killed mid-export")
+
+    monkeypatch.setattr(checkpointing, "write_safetensors", crash)
+    with pytest.raises(OSError, match="killed mid-export"):
+        _export(model, export)
+    assert snapshot(tmp_path) == before  # the old export whole (or no export), and no debris
+    if not first:
+        assert STVAE.from_pretrained(str(export)).config == model.config
+
+
+def _rename_targets(monkeypatch) -> list[tuple[str, str]]:
+    """Every (source, destination) that ``os.replace`` moves from now on."""
+    moves, original = [], os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: moves.append((os.fspath(src), os.fspath(dst))) or original(src, dst))
+    return moves
+
+
+def test_the_loss_plot_is_written_atomically(tmp_path, monkeypatch):
+    from lavin_core.train.plot import plot_loss
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1 / s}) + "\n" for s in range(1, 6)))
+    moves = _rename_targets(monkeypatch)
+    plot = plot_loss(run)
+    assert [Path(dst) for _, dst in moves] == [plot] and Path(moves[0][0]).name.startswith(atomic.TEMP_PREFIX)
+    before = plot.read_bytes()
+    monkeypatch.setattr(os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError("killed")))
+    with pytest.raises(OSError, match="killed"):
+        plot_loss(run)
+    assert plot.read_bytes() == before and sorted(p.name for p in run.iterdir()) == ["loss.png", "metrics.jsonl"]
+    with pytest.raises(ImageError, match="extension '.txt'"):
+        plot_loss(run, run / "loss.txt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["dit", "vae"])
+def test_sample_grids_are_written_atomically(tmp_path, monkeypatch, stage):
+    from lavin_core.train.toy import make_toy_workspace
+    from lavin_core.train.trainer import train
+
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path, pairs=4, size=32))
+    overrides = [f'run.stage="{stage}"', "run.steps=2", "checkpoint.every=2", "train.batch_size=2",
+                 "data.max_pairs=2", "samples.every=1", "samples.count=2", "samples.num_steps=1"]
+    moves = _rename_targets(monkeypatch)
+    train(load_config(config_path, overrides), tmp_path / "run")
+    samples = tmp_path / "run" / "samples"
+    grids = sorted(samples.iterdir())
+    assert [p.name for p in grids] == ["step-00000001.png", "step-00000002.png"]  # and no debris
+    written = {Path(dst): Path(src) for src, dst in moves}
+    for grid in grids:
+        assert written[grid].parent == samples and written[grid].name.startswith(atomic.TEMP_PREFIX)
+        with Image.open(grid) as image:
+            assert image.size[1] == 2 * 32  # one row per sample
+
+
 # ---------------------------------------------------------------------------------------------
 # devices
 

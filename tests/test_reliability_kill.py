@@ -72,10 +72,24 @@ SAVE_LOOP = """
 """
 
 
+# The same through the trainer's export (streamed, gathered tensor by tensor).
+EXPORT_LOOP = """
+    import sys, torch
+    from lavin_core.stvae import STVAE
+    from lavin_core.train.checkpointing import export_pretrained
+    for i in range(10_000):
+        torch.manual_seed(i)
+        model = STVAE.from_preset("lavin-tiny")
+        export_pretrained(STVAE, model.config, model.state_dict(), sys.argv[1])
+        print(f"round {i}", flush=True)
+"""
+
+
 @pytest.mark.parametrize("delay", [0.0, 0.3])
-def test_kill_during_save_pretrained_leaves_a_loadable_folder_or_none(tmp_path, delay):
+@pytest.mark.parametrize("script", [SAVE_LOOP, EXPORT_LOOP], ids=["save_pretrained", "export"])
+def test_kill_during_save_pretrained_leaves_a_loadable_folder_or_none(tmp_path, delay, script):
     target = tmp_path / "export"
-    writer = spawn(SAVE_LOOP, str(target))
+    writer = spawn(script, str(target))
     wait_for(lambda: any(tmp_path.iterdir()))  # the first temporary folder is being filled
     time.sleep(delay)
     kill(writer)

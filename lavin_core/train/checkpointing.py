@@ -47,6 +47,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from torch.distributed.tensor import DTensor
 
+from lavin_core.atomic import atomic_folder
 from lavin_core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, check_state_dict, config_to_dict, write_safetensors
 from lavin_core.errors import CheckpointError
 from lavin_core.train.distributed import DistInfo, barrier, broadcast_object
@@ -326,8 +327,10 @@ def export_pretrained(model_class: type, config: Any, weights: Mapping[str, torc
 
     ``weights`` is a model's state dict, sharded (FSDP2 DTensors) or not; every rank calls this.
     The file is streamed tensor by tensor: each sharded tensor is gathered, written by rank 0 and
-    dropped, so no rank ever holds the full model. ``model_class.from_pretrained(url)`` and the
-    pipeline load the result.
+    dropped, so no rank ever holds the full model. The folder is filled under a temporary name and
+    renamed into place (``atomic.atomic_folder``), so a kill mid-export leaves the old export or
+    none, never one without its weights. ``model_class.from_pretrained(url)`` and the pipeline
+    load the result.
     """
     with torch.device("meta"):
         module = model_class(config)
@@ -336,9 +339,9 @@ def export_pretrained(model_class: type, config: Any, weights: Mapping[str, torc
         for tensor in weights.values():
             _full(tensor)
         return
-    folder = Path(url)
-    folder.mkdir(parents=True, exist_ok=True)
     meta = {"_class_name": model_class.__name__, **config_to_dict(config)}
-    (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
     layout = [(name, tensor.dtype, tuple(tensor.shape)) for name, tensor in weights.items()]
-    write_safetensors(folder / WEIGHTS_NAME, layout, lambda name: _full(weights[name]), metadata={"format": "pt"})
+    with atomic_folder(url) as temporary:
+        folder = Path(temporary)
+        (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+        write_safetensors(folder / WEIGHTS_NAME, layout, lambda name: _full(weights[name]), metadata={"format": "pt"})

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import attrs
 import torch
-from PIL import Image
 from torch import Tensor, nn
 
 from lavin_core.flow import FlowMatchingLoss, LogitNormalTimeSampler, interpolate, target_velocity
-from lavin_core.data.images import to_uint8
+from lavin_core.data.outputs import save_image
 from lavin_core.jdit import JDiT, get_preset
 from lavin_core.data.loader import ContextBatch, ContextLoader, mix_seed
 from lavin_core.pretrained import model_part
@@ -168,9 +167,8 @@ class DiTStage:
             return
         cells = [*[x for pair in batch.pairs for x in pair], batch.query, latents, batch.target]
         pixels = [self.vae.decode(x.to(device)).cpu() for x in cells]  # each (B, 3, T, H, W)
-        rows = [torch.cat([torch.from_numpy(to_uint8(p[i])[0]) for p in pixels], dim=1) for i in range(c.samples.count)]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(torch.cat(rows, dim=0).numpy()).save(path)
+        rows = [torch.cat([p[i, :, :1] for p in pixels], dim=-1) for i in range(c.samples.count)]  # first frames
+        save_image(torch.cat(rows, dim=-2), path)  # atomically: a kill never leaves half a PNG
 
     # -- what the trainer asks of every stage ---------------------------------------------------
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from lavin_core.atomic import write_text
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -43,7 +45,7 @@ def _truncate_after(path: Path, step: int) -> None:
                 keep.append(line)
         except json.JSONDecodeError:
             continue
-    path.write_text("".join(f"{line}\n" for line in keep))
+    write_text(path, "".join(f"{line}\n" for line in keep))  # atomically: a kill here loses no history
 
 
 class MetricsLogger:

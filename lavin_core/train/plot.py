@@ -11,8 +11,11 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from lavin_core.data.images import to_pixels
+from lavin_core.data.outputs import save_image
 from lavin_core.train.metrics import read_metrics
 
 PANEL_SIZE = (900, 320)
@@ -103,5 +106,5 @@ def plot_loss(run_dir: str | Path, output: str | Path | None = None) -> Path:
     for i, panel in enumerate(panels):
         sheet.paste(panel, (0, i * PANEL_SIZE[1]))
     output = Path(output) if output is not None else Path(run_dir) / "loss.png"
-    sheet.save(output)
+    save_image(to_pixels(np.asarray(sheet)), output)  # atomically; the extension picks the format
     return output

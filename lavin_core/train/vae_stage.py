@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch import Tensor, nn
 
-from lavin_core.data.images import to_uint8
+from lavin_core.data.outputs import save_image
 from lavin_core.data.loader import ContextLoader, mix_seed
 
 from lavin_core.stvae import STVAE, get_preset
@@ -131,10 +130,9 @@ class VAEStage:
         model.train(was_training)
         if not self.info.is_main:
             return
-        rows = [torch.cat([torch.from_numpy(to_uint8(x[i])[0]) for x in (pixels.cpu(), reconstruction)], dim=1)
+        rows = [torch.cat([x[i, :, :1] for x in (pixels.cpu(), reconstruction)], dim=-1)  # first frames
                 for i in range(pixels.shape[0])]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(torch.cat(rows, dim=0).numpy()).save(path)
+        save_image(torch.cat(rows, dim=-2), path)  # atomically: a kill never leaves half a PNG
 
     # -- what the trainer asks of every stage ---------------------------------------------------
 
