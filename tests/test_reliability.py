@@ -649,6 +649,27 @@ def test_a_missing_config_path_names_the_rule():
         check_local_path("model.vae", "/nowhere/vae", "trained ST-VAE")
 
 
+CONFIG_NUMBERS = [
+    ("optimizer.lr=inf", "optimizer: 'lr' must be a finite number, got inf"),  # trained to NaN weights, exit 0
+    ("optimizer.lr=nan", "'lr' must be a finite number, got nan"),
+    ("optimizer.betas=[nan, 0.9]", r"betas must both lie in \[0, 1\)"),
+    ("optimizer.betas=[1.5, 0.9]", r"betas must both lie in \[0, 1\)"),
+    ("samples.guidance_scale=inf", "'guidance_scale' must be a finite number"),
+    ("vae.kl_weight=inf", "'kl_weight' must be a finite number"),
+    ("train.grad_clip=inf", "'grad_clip' must be a finite number"),
+    ("tasks.depth=nan", "tasks.depth: mix weight must be positive \\(and finite\\), got nan"),
+    ("tasks.depth=inf", "tasks.depth: mix weight must be positive \\(and finite\\), got inf"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), CONFIG_NUMBERS, ids=[override for override, _ in CONFIG_NUMBERS])
+def test_every_config_number_is_finite_and_in_range(tmp_path, override, message):
+    (tmp_path / "a.toml").write_text(CONFIG.format(vae="lavin-tiny"))
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(tmp_path / "a.toml", [override])
+    assert_one_line(info.value)
+
+
 # ---------------------------------------------------------------------------------------------
 # caches
 
@@ -695,8 +716,9 @@ def run_cli(capsys, argv) -> tuple[int, str]:
     (["--dit", "{tmp}/q.png", "--vae", "random:lavin-tiny"], "file of unknown kind"),
     (["--model", "lavin-huge"], "lavin-huge"),
     (["--sampler", "magic"], "magic"),
+    (["--window-overlap", "-1"], "--window-overlap must be a number of frames >= 0, got -1"),  # was ignored
 ], ids=["device", "txt-out", "folder-out", "missing-query", "corrupt-query", "evil-dit", "folder-dit",
-        "png-dit", "unknown-model", "unknown-sampler"])
+        "png-dit", "unknown-model", "unknown-sampler", "negative-overlap"])
 def test_lavin_run_bad_input_is_one_line(tmp_path, query, capsys, extra, message):
     (tmp_path / "corrupt.png").write_bytes(png_bytes()[:30])
     torch.save({"x": torch.zeros(1), "y": _Touch(tmp_path / "pwned")}, tmp_path / "evil.pt")
@@ -750,8 +772,12 @@ def test_lavin_run_help_says_what_happens_to_an_existing_out(capsys):
      "no-such-task"),
     (["cache", "build", "--task", "depth", "--count", "2", "--out", "{tmp}/c.zarr", "--vae", "random:lavin-tiny",
       "--device", "gpu0"], "unknown device"),
+    (["cache", "build", "--task", "depth", "--count", "2", "--out", "{tmp}/c.zarr", "--vae", "random:lavin-tiny",
+      "--group-size", "1"], "group_size >= 2"),  # was ignored for a task not drawn per context
+    (["demo", "--size", "0", "--out", "{tmp}/demo"], "--size must be a positive multiple of 16, got 0"),  # ran at 64
+    (["bench", "--size", "0", "--tasks", "depth", "--count", "1", "--out", "{tmp}/bench"], "--size must be a positive"),
 ], ids=["missing-config", "bad-toml", "unknown-key", "plot-empty", "cache-info-none", "cache-unknown-task",
-        "cache-bad-device"])
+        "cache-bad-device", "cache-group-size", "demo-size-0", "bench-size-0"])
 def test_other_commands_bad_input_is_one_line(tmp_path, capsys, argv, message):
     (tmp_path / "bad.toml").write_text("[run\nsteps = ")
     (tmp_path / "unknown.toml").write_text("[run]\nstepz = 3\n[tasks]\ndepth = 1.0\n")

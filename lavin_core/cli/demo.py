@@ -34,7 +34,7 @@ def open_model(args: argparse.Namespace):
     name = "model" if folder is None else folder.name
     replaced = args.dit is not None or args.vae is not None
     trained = None if folder is None or replaced else folder.trained_tasks
-    size = args.size or int(index.get("image_size", 64))
+    size = args.size if args.size is not None else int(index.get("image_size", 64))  # 0 is refused, not the default
     if size < 1 or size % pipe.size_multiple:
         raise ValueError(f"--size must be a positive multiple of {pipe.size_multiple}, got {size}")
     return pipe, name, trained, size, options

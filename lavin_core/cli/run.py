@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     options = sampling_options(args, seed=args.seed, num_pairs=args.num_pairs, processing_size=args.processing_size)
     if args.task is None and args.prompts is None:
         raise ValueError("name the task: --task NAME (see `lavin tasks`), or --prompts DIR with example pairs")
+    if args.window_overlap is not None and args.window_overlap < 0:
+        raise ValueError(f"--window-overlap must be a number of frames >= 0, got {args.window_overlap}")
     check_output_path(args.out, overwrite=args.overwrite)  # before the model loads
     registered = args.task is not None and args.task in _task_names()
     pipe, options = open_pipeline(args, options, combining=registered or not args.prompts)

@@ -398,8 +398,9 @@ def build_cache(
     and committed per round, so the bytes written never depend on it. Returns the cache, opened
     for reading.
     """
-    if count < 1 or batch_size < 1:
-        raise ValueError(f"count and batch_size must be >= 1, got count={count}, batch_size={batch_size}")
+    if count < 1 or batch_size < 1 or group_size < 2:
+        raise ValueError(f"count and batch_size must be >= 1 and group_size >= 2 (a query and a pair), got "
+                         f"count={count}, batch_size={batch_size}, group_size={group_size}")
     grouped = GroupedExamples(task, seed=seed, group_size=group_size) if varies(task) else None
     first = _first_example(task, seed) if grouped is None else grouped.example(0)
     input_latent = tuple(encoder.latent_shape(first.pair.input.shape))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import tomllib
 import types
@@ -44,6 +45,16 @@ _positive_int = [v.instance_of(int), v.gt(0)]
 _non_negative_int = [v.instance_of(int), v.ge(0)]
 
 
+def _finite(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    # v.gt / v.ge let inf through (and nan where the bound is not tested): a learning rate of inf trains to NaN
+    if not math.isfinite(value):
+        raise ValueError(f"'{attribute.name}' must be a finite number, got {value}")
+
+
+_positive_float = [_finite, v.gt(0.0)]
+_non_negative_float = [_finite, v.ge(0.0)]
+
+
 def _probability(instance: object, attribute: attrs.Attribute, value: float) -> None:
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{attribute.name} must lie in [0, 1), got {value}")
@@ -52,6 +63,11 @@ def _probability(instance: object, attribute: attrs.Attribute, value: float) -> 
 def _compile_choice(instance: object, attribute: attrs.Attribute, value: object) -> None:
     if not isinstance(value, bool) and value != "auto":
         raise ValueError(f'{attribute.name} must be true, false or "auto", got {value!r}')
+
+
+def _betas(instance: object, attribute: attrs.Attribute, value: tuple[float, float]) -> None:
+    if not all(0.0 <= beta < 1.0 for beta in value):
+        raise ValueError(f"betas must both lie in [0, 1) (AdamW's decay rates), got {list(value)}")
 
 
 @attrs.frozen(kw_only=True)
@@ -94,8 +110,8 @@ def _check_tasks(instance: object, attribute: attrs.Attribute, tasks: Mapping[st
     if not tasks:
         raise ValueError("[tasks] is empty; name at least one task with its mix weight, e.g. depth = 1.0")
     for name, weight in tasks.items():
-        if weight <= 0:
-            raise ValueError(f"tasks.{name}: mix weight must be positive, got {weight}")
+        if not (math.isfinite(weight) and weight > 0):
+            raise ValueError(f"tasks.{name}: mix weight must be positive (and finite), got {weight}")
 
 
 @attrs.frozen(kw_only=True)
@@ -129,10 +145,10 @@ class DataConfig:
 class OptimizerConfig:
     """AdamW; the authors trained with lr 1e-4."""
 
-    lr: float = attrs.field(default=1e-4, validator=v.gt(0.0))
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = attrs.field(default=0.0, validator=v.ge(0.0))
-    eps: float = attrs.field(default=1e-8, validator=v.gt(0.0))
+    lr: float = attrs.field(default=1e-4, validator=_positive_float)
+    betas: tuple[float, float] = attrs.field(default=(0.9, 0.999), validator=_betas)
+    weight_decay: float = attrs.field(default=0.0, validator=_non_negative_float)
+    eps: float = attrs.field(default=1e-8, validator=_positive_float)
 
 
 @attrs.frozen(kw_only=True)
@@ -151,7 +167,7 @@ class TrainingConfig:
     #: ``auto``: bf16 autocast on CUDA, float32 on the CPU.
     precision: Literal["auto", "fp32", "bf16"] = attrs.field(default="auto", validator=v.in_(("auto", "fp32", "bf16")))
     #: Clip the global gradient norm to this; 0 turns clipping off.
-    grad_clip: float = attrs.field(default=1.0, validator=v.ge(0.0))
+    grad_clip: float = attrs.field(default=1.0, validator=_non_negative_float)
     ema_decay: float = attrs.field(default=0.9999, validator=_probability)
     #: Probability that a context loses its example pairs (the null context ``[0, query]``).
     cfg_dropout: float = attrs.field(default=0.1, validator=_probability)
@@ -178,7 +194,7 @@ class SamplesConfig:
     every: int = attrs.field(default=500, validator=_non_negative_int)
     count: int = attrs.field(default=4, validator=_positive_int)
     num_steps: int = attrs.field(default=19, validator=_positive_int)
-    guidance_scale: float = attrs.field(default=1.5, validator=v.ge(0.0))
+    guidance_scale: float = attrs.field(default=1.5, validator=_non_negative_float)
 
 
 @attrs.frozen(kw_only=True)
@@ -191,11 +207,11 @@ class VAEStageConfig:
     """
 
     image_steps: int = attrs.field(default=0, validator=_non_negative_int)
-    kl_weight: float = attrs.field(default=1e-6, validator=v.ge(0.0))
-    perceptual_weight: float = attrs.field(default=0.1, validator=v.ge(0.0))
-    adversarial_weight: float = attrs.field(default=0.05, validator=v.ge(0.0))
+    kl_weight: float = attrs.field(default=1e-6, validator=_non_negative_float)
+    perceptual_weight: float = attrs.field(default=0.1, validator=_non_negative_float)
+    adversarial_weight: float = attrs.field(default=0.05, validator=_non_negative_float)
     adversarial_start_step: int = attrs.field(default=5000, validator=_non_negative_int)
-    discriminator_lr: float = attrs.field(default=1e-4, validator=v.gt(0.0))
+    discriminator_lr: float = attrs.field(default=1e-4, validator=_positive_float)
     #: ``false`` freezes the encoder and trains the decoder alone (with ``model.init``): the
     #: latents stay exactly the same, so J-DiT weights and latent caches made with the old
     #: encoder stay valid while reconstructions improve (like Stability's ft-MSE decoders).
