@@ -786,6 +786,26 @@ def test_other_commands_bad_input_is_one_line(tmp_path, capsys, argv, message):
     assert_one_line(err)
 
 
+def test_a_processing_size_far_from_the_models_is_one_warning_line(tmp_path, query, capsys):
+    status, err = run_cli(capsys, ["run", "--task", "depth", "--query", query, "--out", str(tmp_path / "o.png"),
+                                   "--quiet", "--ensemble", "1", "--steps", "1", "--processing-size", "160"])
+    assert status == 0 and err == ("lavin run: warning: processing at 160 px, far from the 64 px this model was "
+                                   "trained at; expect a poor prediction\n"), err  # once, though options resolve twice
+
+
+def test_processing_a_query_at_its_own_size_far_from_the_models_warns():
+    from lavin_core.pipeline import load_pipeline
+
+    pipe, image = load_pipeline(schedule="uniform"), torch.zeros(3, 1, 160, 96)
+    with pytest.warns(UserWarning, match=r"processing at the query's own size, 96x160 \(processing size 0\), far "
+                                         "from the 64 px"):
+        pipe(pairs=[(image, image)], query=image, processing_size=0, num_steps=1, num_samples=1, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # near the model's own size: nothing to say
+        small = torch.zeros(3, 1, 64, 48)
+        pipe(pairs=[(small, small)], query=small, processing_size=0, num_steps=1, num_samples=1, progress=False)
+
+
 def test_verbose_lists_every_mismatched_tensor(tmp_path, query, capsys):
     torch.save({"blocks.0.w": torch.zeros(2)}, tmp_path / "plain.pt")
     argv = ["run", "--task", "depth", "--query", query, "--out", str(tmp_path / "o.png"),

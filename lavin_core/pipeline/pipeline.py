@@ -132,12 +132,17 @@ class InContextPipeline:
             options = attrs.evolve(options, num_samples=1)
         resolved = options.merged_over(self.defaults)
         self.sampler_for(resolved).timesteps(resolved.num_steps)  # a grid the schedule lacks fails here
-        trained = self.defaults.processing_size
-        if options.processing_size and trained and not (
-                1 / FAR_FROM_TRAINED <= options.processing_size / trained <= FAR_FROM_TRAINED):
-            warnings.warn(f"processing at {options.processing_size} px, far from the {trained} px this model "
-                          f"was trained at; expect a poor prediction", stacklevel=3)
+        if options.processing_size:
+            self._warn_if_far(options.processing_size, f"{options.processing_size} px")
         return resolved
+
+    def _warn_if_far(self, side: int, what: str) -> None:
+        """One line when ``side`` (the longer side processed) is far from the size the model was trained at."""
+        trained = self.defaults.processing_size
+        if trained and not 1 / FAR_FROM_TRAINED <= side / trained <= FAR_FROM_TRAINED:
+            # stacklevel 1: one location, so the same line is shown once however many calls resolve options
+            warnings.warn(f"processing at {what}, far from the {trained} px this model was trained at; "
+                          f"expect a poor prediction")
 
     def sampler_for(self, options: SamplingOptions) -> Sampler:
         """The pipeline's sampler, on ``options.schedule`` when one is named."""
@@ -263,6 +268,9 @@ class InContextPipeline:
         if generator is None and opts.seed is not None:
             generator = torch.Generator().manual_seed(opts.seed)
         contexts, sizes = self._contexts(context, pairs, query, opts.processing_size)
+        if opts.processing_size == 0:
+            for height, width in set(sizes):
+                self._warn_if_far(max(height, width), f"the query's own size, {width}x{height} (processing size 0)")
         encoded = self.encode_contexts(contexts, latent_cache=latent_cache, batch_size=batch_size)
         jobs = [_Job(c, k) for k in range(opts.num_samples) for c in range(len(contexts))]
         noises = self._noises(contexts, jobs, generator, opts.temperature)
