@@ -64,7 +64,7 @@ def _bad_image_files(tmp_path: Path) -> dict[str, tuple[str, str]]:
     jpeg = io.BytesIO()
     Image.new("RGB", (32, 32), (10, 20, 30)).save(jpeg, format="JPEG")
     files = {
-        "empty.png": (b"", "is not a readable image"),
+        "empty.png": (b"", r"is not a readable image: the file is empty \(0 bytes\)"),
         "text.png": (b"hello, world", "is not a readable image"),
         "truncated.png": (full[: len(full) // 2], "truncated.png"),
         "header-only.png": (full[:33], "header-only.png"),

@@ -111,6 +111,8 @@ def _open_bytes(url: str) -> bytes:
 
 def _open_image(data: bytes, url: str) -> Image.Image:
     """The image in ``data``, opened lazily (header only, no pixels decoded yet)."""
+    if not data:
+        raise ImageError(f"{url} is not a readable image: the file is empty (0 bytes)")
     try:
         return Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
