@@ -136,6 +136,7 @@ def test_stale_fingerprint_is_refused_with_a_clear_message(task):
 
 
 @pytest.mark.slow
+@pytest.mark.reliability  # issue 19: two processes on one cache
 def test_two_concurrent_writers_leave_a_consistent_cache(task, tmp_path):
     url, count = str(tmp_path / "shared.zarr"), 16
     writers = [spawn(writer_script(url, count, delay=0.05)) for _ in range(2)]
@@ -178,6 +179,7 @@ def test_examples_of_mixed_sizes_are_refused(tmp_path):
         build_cache(task, PoolEncoder(), "memory://cache-test/mixed.zarr", count=2, batch_size=1)
 
 
+@pytest.mark.reliability  # issue 19: concurrent builders bit for bit
 def test_the_bytes_of_an_example_do_not_depend_on_the_batch_size(task):
     """Two builders (or a resumed build) grouping examples differently write identical bytes: with
     the real ST-VAE, batched encoding differs in the last bits, so examples are encoded alone."""

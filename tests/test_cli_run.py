@@ -120,6 +120,7 @@ def bad_cases(files):
     ]
 
 
+@pytest.mark.reliability  # issue 19: --guidance nan/inf, --temperature nan, bad files and sizes
 def test_bad_input_gets_one_clear_line(files, capsys):
     for args, message in bad_cases(files):
         status, _, err = run(["--task", "depth", *args, *MODELS, "--quiet", "--out", str(files["dir"] / "x.png")], capsys)
@@ -265,6 +266,7 @@ def test_run_encodes_each_example_once_whatever_the_number_of_samples(files, cap
     assert sum(encoded) == 2 * 2 + 1  # two pairs (input and target) and the query, once each
 
 
+@pytest.mark.reliability  # issue 19: the processing size, --num-pairs above the model's
 def test_a_query_is_processed_at_the_models_size_and_resized_back(tmp_path, capsys):
     import json
 

@@ -14,6 +14,9 @@ from PIL import Image
 from lavin_core.data import images
 from lavin_core.data.images import ImageError, read_image_array, to_pixels
 
+# issue 19: 16-bit, palette, grey, alpha and EXIF against their 8-bit twins; oversized files
+pytestmark = pytest.mark.reliability
+
 
 def rgb8(seed=0, size=(12, 10)):
     return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)

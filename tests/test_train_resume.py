@@ -70,6 +70,7 @@ def test_resume_with_another_model_shape_names_the_tensors(tmp_path):
         train(small, run, resume=True)
 
 
+@pytest.mark.reliability  # issue 19: a NaN loss stops training
 def test_a_non_finite_loss_stops_the_run_naming_step_and_checkpoint(tmp_path):
     config_path = tmp_path / "config.toml"
     config_path.write_text(make_toy_workspace(tmp_path))

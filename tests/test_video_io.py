@@ -61,6 +61,7 @@ def test_frame_folders_read_in_name_order(tmp_path):
     assert np.array_equal(back.array, clip) and back.fps is None
 
 
+@pytest.mark.reliability  # issue 19: a GIF query was its first frame
 def test_an_animated_gif_query_is_a_clip_not_its_first_frame(tmp_path):
     clip = smooth_clip(5)
     video.write_frames(clip, tmp_path / "q.gif", fps=10)
