@@ -75,3 +75,25 @@ def test_shipped_model_beats_copying_the_query():
         if not CHECKS[name](model, copy):
             failures.append(f"{name}: {main} {model:.3f} vs copy-the-query {copy:.3f}")
     assert not failures, "the shipped weights do not look trained: " + "; ".join(failures)
+
+
+#: Tasks drawn per context on which the shipped in-context model must read its context: a trained
+#: colour map and a held-out map family (lavin-tiny-icl; configs/lavin-tiny-icl/README.md).
+READING = ("map_channel_invert", "map_duotone")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", READING)
+def test_shipped_icl_model_reads_its_context(name):
+    """One query, two contexts that differ only in the hidden map: each answer is closer to its own
+    context's truth (``lavin_core.evaluation.context_reading``); a model that ignores its examples
+    gives one answer for both and scores 0.5."""
+    from lavin_core.evaluation.context_reading import context_reading
+
+    folder = os.environ.get("LAVIN_SHIPPED_ICL_MODEL") or "lavin-tiny-icl"
+    if not os.environ.get("LAVIN_SHIPPED_ICL_MODEL") and not folders.weights_present("lavin-tiny-icl"):
+        pytest.fail("the shipped lavin-tiny-icl weights are missing from lavin_core/weights/lavin-tiny-icl",
+                    pytrace=False)
+    task = registry.get_task(name, size=64)
+    result = context_reading(load_pipeline(folder), task, trials=4, num_pairs=3, num_steps=10, progress=False)
+    assert result.closer >= 0.75, result.as_dict()

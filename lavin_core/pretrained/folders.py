@@ -31,7 +31,7 @@ from lavin_core.samplers.options import OptionError, SamplingOptions
 #: Where the shipped model folders live inside the package.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 #: Shipped model name -> its folder under ``WEIGHTS_DIR``.
-MODELS: dict[str, str] = {"lavin-tiny": "lavin-tiny"}
+MODELS: dict[str, str] = {"lavin-tiny": "lavin-tiny", "lavin-tiny-icl": "lavin-tiny-icl"}
 #: The model ``load_pipeline`` and ``lavin run`` / ``demo`` / ``bench`` use when none is named.
 DEFAULT_MODEL = "lavin-tiny"
 #: The index file of a model folder.
