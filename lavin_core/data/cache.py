@@ -270,8 +270,9 @@ class ZarrLatentCache:
     # -- writing -----------------------------------------------------------------------------------
 
     def _write(self, index: int, input_latents: np.ndarray, target_latents: np.ndarray, record: dict[str, Any]) -> None:
-        self._inputs[index] = input_latents
-        self._targets[index] = target_latents
+        # into the store, never into arrays ``load`` read (they are refreshed on the next ``refresh``)
+        self._group["inputs"][index] = input_latents
+        self._group["targets"][index] = target_latents
         write_bytes_to(self._fs, f"{self._commit_dir()}/{index:08d}.json", json.dumps(record).encode())
         self._commits[index] = record
 
