@@ -134,11 +134,11 @@ def main() -> None:
         resumed = work / f"resumed-{ranks}"
         shutil.copytree(work / "killed", resumed, copy_function=os.link)  # hard links: no copy of the shards
         start = time.perf_counter()
-        peak, _ = torchrun(ranks, resumed, overrides, "--resume")
+        peak, held = torchrun(ranks, resumed, overrides, "--resume")
+        print(f"resumed on {ranks} rank(s): {time.perf_counter() - start:.0f} s, peak RSS of a rank {peak:.2f} GB\n{held}")
         for name in ("model", "ema"):
             equal, diff, rel = compare(reference[name], read_model_weights(resumed / final, name))
-            print(f"resumed on {ranks} rank(s) ({time.perf_counter() - start:.0f} s, peak RSS of a rank {peak:.2f} GB): "
-                  f"{name} {'bitwise equal' if equal else 'differs'}; max |diff| {diff:.3g}, relative {rel:.3g}")
+            print(f"  {name}: {'bitwise equal' if equal else 'differs'}; max |diff| {diff:.3g}, relative {rel:.3g}")
 
 
 if __name__ == "__main__":

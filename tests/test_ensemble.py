@@ -77,6 +77,18 @@ def test_every_task_combines_copies_of_an_answer_into_that_answer(name):
     assert task.score(combined, example.answer) == pytest.approx(task.score(answer, example.answer), abs=1e-5, nan_ok=True)
 
 
+@pytest.mark.parametrize("name", TASKS)
+@pytest.mark.parametrize("level", [-1.0, 1.0])
+def test_every_task_combines_samples_that_hold_no_answer(name, level):
+    # a model's samples may show nothing the task can read (no box, no keypoint, a blank frame):
+    # their consensus must still be drawn, in the target's shape, not fail on a missing answer
+    task = registry.get_task(name).instance(4)
+    target = next(iter(task.examples(1, seed=4))).pair.target
+    blank = torch.full_like(target, level)
+    combined = evaluation.combine_samples(task, [blank, blank, blank])
+    assert combined.shape == target.shape and torch.isfinite(combined).all()
+
+
 @pytest.mark.parametrize("name", ["edges", "foreground_segmentation", "semantic_segmentation"])
 def test_discrete_answers_take_the_sample_the_others_agree_with(name):
     task = registry.get_task(name)

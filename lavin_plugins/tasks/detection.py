@@ -56,8 +56,12 @@ class DetectionTask(GeneratedTask):
         raise ValueError(f"no visible object after 100 scenes at {self.height}x{self.width}; use a larger size")
 
     def render(self, answer: np.ndarray) -> Tensor:
+        """The box's outline on the background; no box (NaN, what ``read`` returns when it finds
+        none, e.g. an ensemble where no sample drew one) is the bare background."""
         background, ink = np.array(self.colors, np.float32)
         canvas = np.broadcast_to(background, (self.height, self.width, 3)).copy()
+        if not np.all(np.isfinite(answer)):
+            return to_pixels(canvas)
         return to_pixels(draw_box_outline(canvas, answer, self.outline, ink))
 
     def read(self, pixels: Tensor) -> np.ndarray:
