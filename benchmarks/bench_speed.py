@@ -11,12 +11,16 @@ Sizes: the lavin-tiny J-DiT (hidden 192) and the same at hidden 384, batch 16, 6
 
 Baseline: the step main 6384c89 ran, rebuilt in this process: the J-DiT eager and
 ``torch.optim.AdamW`` with its defaults (per-tensor loop). The J-DiT code is today's, so what
-the eager model gained since 6384c89 counts towards the baseline, not towards the speed-up. Candidate: the step ``lavin train`` runs now, the regional compile of
-``lavin_core.train.parallelize.apply_compile`` (one compiled block reused for every layer) and the
-fused AdamW of ``lavin_core.train.optim.make_optimizer``. The two are timed alternately, call by
-call (``bench_jdit.median_seconds``), so load from other processes falls on both alike; every
+the eager model gained since 6384c89 counts towards the baseline, not towards the speed-up. Candidate: the step ``lavin train`` runs now: the regional compile of
+``lavin_core.train.parallelize.apply_compile`` (one compiled block reused for every layer), the
+fused AdamW of ``lavin_core.train.optim.make_optimizer`` and ``train.precision = "auto"``, which
+is bf16 autocast on a CPU with native bf16 matmuls (AVX-512 BF16 or AMX; ``devices.native_bf16``)
+and float32 elsewhere; on such a CPU the float32 compiled step is timed too ("compiled fp32"), to
+show what each change gives. They are timed alternately, call by call
+(``bench_jdit.median_seconds``), so load from other processes falls on all alike; every
 figure printed is measured in this run. GFLOP/s counts the matmul and attention FLOPs of a step
-(``torch.utils.flop_counter``); the roofline is a 1024^3 float32 matmul on the same threads.
+(``torch.utils.flop_counter``); the roofline is a 1024^3 float32 matmul on the same threads (and a
+bf16 one is printed beside it where bf16 is native).
 """
 
 from __future__ import annotations
@@ -36,22 +40,24 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.bench_jdit import median_seconds
+from lavin_core.devices import native_bf16
 from lavin_core.jdit import JDiT, get_preset
 from lavin_core.samplers import null_context
 from lavin_core.train.compile import compile_seconds
 from lavin_core.train.dit_stage import DiTObjective
 from lavin_core.train.optim import make_optimizer
 from lavin_core.train.parallelize import apply_compile
+from lavin_core.train.trainer import autocast_dtype
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What the `lavin` console script runs.
 LAVIN = "import sys; from lavin_core.cli import main; sys.exit(main())"
-BASELINE, CANDIDATE = "main 6384c89", "lavin train"
+BASELINE, FP32, CANDIDATE = "main 6384c89", "compiled fp32", "lavin train"
 
 
-def matmul_gflops(n: int = 1024, seconds: float = 1.0) -> float:
+def matmul_gflops(n: int = 1024, seconds: float = 1.0, dtype: torch.dtype = torch.float32) -> float:
     """Achieved GFLOP/s of an ``n^3`` float32 matmul: this CPU's practical roofline for the J-DiT."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     calls, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -73,11 +79,15 @@ def training_steps(hidden: int, batch: int, pairs: int, size: int):
     drop = torch.zeros(batch, dtype=torch.bool)
     drop[: min(2, batch - 1)] = True
     eager = JDiT(config)
-    objectives = {BASELINE: DiTObjective(eager, autocast_dtype=None),
-                  CANDIDATE: DiTObjective(copy.deepcopy(eager), autocast_dtype=None)}
-    apply_compile(objectives[CANDIDATE])
-    optimizers = {BASELINE: torch.optim.AdamW(objectives[BASELINE].parameters(), lr=1e-4),
-                  CANDIDATE: make_optimizer(objectives[CANDIDATE].parameters(), lr=1e-4)}
+    objectives = {BASELINE: DiTObjective(eager, autocast_dtype=None)}
+    precision = autocast_dtype("auto", torch.device("cpu"))  # what `lavin train` picks here
+    if precision is not None:  # the float32 compiled step too, to show what each change gives
+        objectives[FP32] = DiTObjective(copy.deepcopy(eager), autocast_dtype=None)
+    objectives[CANDIDATE] = DiTObjective(copy.deepcopy(eager), autocast_dtype=precision)
+    optimizers = {BASELINE: torch.optim.AdamW(eager.parameters(), lr=1e-4)}
+    for name in [n for n in objectives if n != BASELINE]:
+        apply_compile(objectives[name])
+        optimizers[name] = make_optimizer(objectives[name].parameters(), lr=1e-4)
 
     def step_of(name):
         def step():
@@ -94,7 +104,8 @@ def training_steps(hidden: int, batch: int, pairs: int, size: int):
         @torch.no_grad()
         def forward():
             model.eval()
-            model(target, t, cond)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=objectives[name].autocast_dtype is not None):
+                model(target, t, cond)
             model.train()
         return forward
 
@@ -115,17 +126,20 @@ def bench_training(hidden: int, args, roofline: float) -> None:
     torch._dynamo.reset()
     steps, forwards, step_gflop, forward_gflop = training_steps(hidden, args.batch, args.pairs, args.size)
     before, start = compile_seconds(), time.perf_counter()
-    steps[CANDIDATE]()
-    forwards[CANDIDATE]()
-    print(f"hidden {hidden}: first compiled step and forward {time.perf_counter() - start:.1f} s, of which "
-          f"compiling {compile_seconds() - before:.1f} s")
+    for name in [n for n in steps if n != BASELINE]:
+        steps[name]()
+        forwards[name]()
+    precision = "bf16 autocast" if FP32 in steps else "float32"
+    print(f"hidden {hidden}: `lavin train` here: {precision}, compiled blocks, fused AdamW; first compiled steps "
+          f"and forwards {time.perf_counter() - start:.1f} s, of which compiling {compile_seconds() - before:.1f} s")
     for kind, fns, gflop in (("train step", steps, step_gflop), ("forward", forwards, forward_gflop)):
         times = {name: median for name, (_, median) in median_seconds(fns, 1, args.repeats).items()}
         for name, seconds in times.items():
             rate = gflop / seconds
-            print(f"  {kind:10s} {name:12s}: {seconds * 1e3:8.1f} ms, {rate:6.1f} GFLOP/s = "
+            print(f"  {kind:10s} {name:13s}: {seconds * 1e3:8.1f} ms, {rate:6.1f} GFLOP/s = "
                   f"{rate / roofline:.2f} of the matmul roofline")
-        print(f"  {kind:10s} {CANDIDATE} / {BASELINE} speed: {times[BASELINE] / times[CANDIDATE]:.2f}x")
+        for name in [n for n in times if n != BASELINE]:
+            print(f"  {kind:10s} {name} / {BASELINE} speed: {times[BASELINE] / times[name]:.2f}x")
 
 
 def wall(command: list[str], **kwargs) -> float:
@@ -183,7 +197,8 @@ def main() -> None:
     roofline = matmul_gflops()
     print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()[0]:.1f}; "
-          f"matmul roofline {roofline:.0f} GFLOP/s")
+          f"matmul roofline {roofline:.0f} GFLOP/s float32"
+          + (f", {matmul_gflops(dtype=torch.bfloat16):.0f} bf16" if native_bf16(torch.device("cpu")) else ""))
     for hidden in args.sizes:
         bench_training(hidden, args, roofline)
     if not args.skip_startup:

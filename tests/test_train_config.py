@@ -148,3 +148,19 @@ def test_task_options_reach_the_tasks_and_round_trip_through_toml(tmp_path):
     path.write_text('[tasks]\ndepth = 1.0\n[task_options.pose]\nstyle = "drawn"\n')
     with pytest.raises(ValueError, match="task_options names pose"):
         load_config(path)
+
+
+@pytest.mark.parametrize("avx512_bf16, amx", [(False, False), (True, False), (False, True)])
+def test_auto_precision_is_bf16_where_the_cpu_multiplies_bf16_natively(monkeypatch, avx512_bf16, amx):
+    import torch
+
+    from lavin_core.devices import native_bf16
+    from lavin_core.train.trainer import autocast_dtype
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    cpu = torch.device("cpu")
+    assert native_bf16(cpu) == (avx512_bf16 or amx)
+    assert autocast_dtype("auto", cpu) == (torch.bfloat16 if avx512_bf16 or amx else None)
+    assert autocast_dtype("fp32", cpu) is None and autocast_dtype("bf16", cpu) == torch.bfloat16
+    assert autocast_dtype("auto", torch.device("cuda")) == torch.bfloat16 and not native_bf16(torch.device("mps"))

@@ -20,7 +20,10 @@ from lavin_core.train.toy import make_toy_workspace
 from lavin_core.train.trainer import seed_everything, train
 
 STEPS = 3
-OVERRIDES = [f"run.steps={STEPS}", "checkpoint.every=2", "train.batch_size=4", "train.ema_decay=0.5"]
+# float32 everywhere: the comparisons across world sizes are at float32 tolerance, and "auto"
+# would train in bf16 on a CPU with native bf16 (devices.native_bf16).
+OVERRIDES = [f"run.steps={STEPS}", "checkpoint.every=2", "train.batch_size=4", "train.ema_decay=0.5",
+             "train.precision='fp32'"]
 
 
 def _weights(run_dir, name="model"):
