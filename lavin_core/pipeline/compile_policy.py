@@ -12,20 +12,22 @@ over the whole run exceeds that cost:
 ``jdit_gflop``), so ``lavin run`` of one image never compiles and ``lavin bench`` over every task
 does; training resolves ``model.compile = "auto"`` the same way (``lavin_core.train.compile``).
 
-``ESTIMATES`` per device type are **provisional**. The CPU one comes from the 2-core development
-machine (AMD EPYC, torch 2.13 CPU, float32) while other jobs ran beside it, with
-``benchmarks/bench_speed.py``: eager J-DiT training steps at 25-70 GFLOP/s, the regional compile
-12-40 s with a warm Inductor cache (a cold cache took several minutes once), a step 1.3-1.6x
-faster compiled, at the fixed shapes of that benchmark (not confirmed on a quiet machine). Training whose shapes vary from step to
-step may gain less: the lavin-tiny-icl recipe (1-5 pairs, clips) measured compiled training no
-faster than eager after 200 s of compiling (``configs/lavin-tiny-icl/README.md``), which is why it
-sets ``compile = false``; so the CPU estimate says no gain (``speedup = 1``) until
-``bench_speed.py`` shows one on a quiet machine. They are meant to be cautious (a wrong "no" costs a fraction of the run,
-a wrong "yes" can cost more than the whole run) and are to be replaced by the figures
-``bench_speed.py`` prints on a quiet machine.
+``ESTIMATES`` per device type. The CPU one is measured with ``benchmarks/bench_speed.py`` on a
+quiet 2-core AMD EPYC (AVX-512 BF16; torch 2.13 CPU, 2026-12-02): eager J-DiT training steps at
+34 GFLOP/s (lavin-tiny) to 75 GFLOP/s (hidden 384) in float32; the regional compile 125-170 s
+with a cold Inductor cache (12-100 s warm); compiled steps 1.26-1.32x faster in float32 and 1.2-1.5x
+in bf16 autocast at fixed shapes, 1.4x at the lavin-tiny-icl recipe's varying shapes (1-5 pairs,
+clips; ``parallelize.apply_compile`` raises the recompile limit so that none of them falls back
+to eager). The estimate takes the cautious end of each (the faster eager rate, the slower
+compile, the smaller gain): a wrong "no" costs a fraction of the run, a wrong "yes" can cost more
+than a short run. Inference forwards are smaller (one query at a time) and gain less; the
+decision counts their FLOPs the same way, which is why one ``lavin run`` and the demo stay eager.
 """
 
 from __future__ import annotations
+
+import os
+import shutil
 
 import attrs
 
@@ -47,10 +49,8 @@ class CompileEstimate:
 #: Per device type; provisional (see the module docstring). CUDA: the GPU figures in DESIGN.md
 #: (compile 235 s for the 3.4B model, sampling 1.46x faster; eager hundreds of TFLOP/s).
 ESTIMATES = {
-    # speedup 1.0: "auto" never compiles on the CPU. The quiet-machine measurements so far found no
-    # gain: compiled training of the lavin-tiny-icl recipe ran at eager speed after 200 s of
-    # compiling, and a compiled J-DiT forward at 0.51-0.71x of eager (issue 20's measurements).
-    "cpu": CompileEstimate(compile_seconds=200.0, eager_gflops=60.0, speedup=1.0),
+    # bench_speed.py on a quiet 2-core EPYC (see the module docstring)
+    "cpu": CompileEstimate(compile_seconds=180.0, eager_gflops=75.0, speedup=1.25),
     "cuda": CompileEstimate(compile_seconds=240.0, eager_gflops=300_000.0, speedup=1.4),
 }
 
@@ -82,7 +82,15 @@ def should_compile(choice: bool | str, work_gflop: float, device_type: str) -> b
     if choice != "auto":
         raise ValueError(f"compile must be true, false or \"auto\", got {choice!r}")
     estimate = ESTIMATES.get(device_type)
+    if device_type == "cpu" and not has_cpp_compiler():
+        return False  # Inductor generates C++ for the CPU: without a compiler it cannot run
     return estimate is not None and compile_pays(work_gflop, estimate)
+
+
+def has_cpp_compiler() -> bool:
+    """Whether the C++ compiler Inductor uses on the CPU is on ``PATH`` (``$CXX``, else g++ or clang++)."""
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "clang++"]
+    return any(shutil.which(name) for name in names)
 
 
 def sampling_gflop(config: JDiTConfig, *, predictions: int, num_steps: int, num_pairs: int, latent_side: int,

@@ -29,6 +29,9 @@ from lavin_core.train.distributed import DistInfo
 #: ``parallel = "auto"`` shards models with more parameters than this (when there are several ranks).
 FSDP_MIN_PARAMETERS = 1_000_000_000
 
+#: Compiled variants a repeated block may need in one run (see ``apply_compile``).
+BLOCK_VARIANTS = 32
+
 #: Every step, in the order ``parallelize`` applies them.
 ORDER = ("activation_checkpointing", "compile", "fsdp", "ddp")
 
@@ -88,6 +91,15 @@ def apply_compile(model: nn.Module) -> None:
     second one recompiles once with dynamic sizes instead of once per shape, since training
     shapes vary with the pair count, the clip length and the null-context share of a batch.
     """
+    import torch._dynamo  # here, not at import time: start-up must not load the compiler
+
+    # Every block shares one code object, whose compiled variants count towards one recompile
+    # limit (8 by default): the last block's variant, static then dynamic sizes, a batch of 1
+    # (the null contexts of a batch may be one sample: sizes 0 and 1 always specialise), grad on
+    # and off (sample grids) and train/eval make up to 24. Past the limit a new variant would
+    # run eager for the rest of the run; measured on the lavin-tiny-icl shapes (1-5 pairs, clips),
+    # the limit was reached within 40 steps.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, BLOCK_VARIANTS)
     for block in repeated_blocks(model):
         block.compile(dynamic=None)
 

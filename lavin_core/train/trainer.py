@@ -75,6 +75,9 @@ def seed_everything(seed: int) -> None:
 
 def build_stage(config: TrainConfig, info: dist_utils.DistInfo):
     dtype = autocast_dtype(config.train.precision, info.device)
+    if dtype is not None and config.train.precision == "auto" and info.device.type == "cpu" and info.is_main:
+        print("lavin train: bf16 autocast (train.precision = \"auto\": this CPU has native bf16 matmuls; "
+              "set train.precision = \"fp32\" for float32)", file=sys.stderr)
     if config.run.stage == "dit":
         from lavin_core.train.dit_stage import DiTStage
 
