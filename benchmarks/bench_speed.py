@@ -56,7 +56,7 @@ BASELINE, FP32, CANDIDATE = "main 6384c89", "compiled fp32", "lavin train"
 
 
 def matmul_gflops(n: int = 1024, seconds: float = 1.0, dtype: torch.dtype = torch.float32) -> float:
-    """Achieved GFLOP/s of an ``n^3`` float32 matmul: this CPU's practical roofline for the J-DiT."""
+    """Achieved GFLOP/s of an ``n^3`` matmul in ``dtype``: this CPU's practical roofline for the J-DiT."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     calls, start = 0, time.perf_counter()
@@ -119,7 +119,7 @@ def training_steps(hidden: int, batch: int, pairs: int, size: int):
             step_gflop, forward_gflop)
 
 
-def bench_training(hidden: int, args, roofline: float) -> None:
+def bench_training(hidden: int, args, rooflines: dict[str, float]) -> None:
     # Each size starts with an empty compile cache, as a training run (one size per process) does:
     # the guards of one code object are shared by every model, so sizes measured in one process
     # would otherwise spend the recompile limit between them and run partly eager.
@@ -136,8 +136,9 @@ def bench_training(hidden: int, args, roofline: float) -> None:
         times = {name: median for name, (_, median) in median_seconds(fns, 1, args.repeats).items()}
         for name, seconds in times.items():
             rate = gflop / seconds
+            dtype = "bf16" if name == CANDIDATE and FP32 in steps else "float32"
             print(f"  {kind:10s} {name:13s}: {seconds * 1e3:8.1f} ms, {rate:6.1f} GFLOP/s = "
-                  f"{rate / roofline:.2f} of the matmul roofline")
+                  f"{rate / rooflines[dtype]:.2f} of the {dtype} matmul roofline")
         for name in [n for n in times if n != BASELINE]:
             print(f"  {kind:10s} {name} / {BASELINE} speed: {times[BASELINE] / times[name]:.2f}x")
 
@@ -194,13 +195,14 @@ def main() -> None:
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--demo", action="store_true", help="also time `lavin demo --ensemble 1` beside `yes`")
     args = parser.parse_args()
-    roofline = matmul_gflops()
+    rooflines = {"float32": matmul_gflops()}
+    if native_bf16(torch.device("cpu")):
+        rooflines["bf16"] = matmul_gflops(dtype=torch.bfloat16)
     print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()[0]:.1f}; "
-          f"matmul roofline {roofline:.0f} GFLOP/s float32"
-          + (f", {matmul_gflops(dtype=torch.bfloat16):.0f} bf16" if native_bf16(torch.device("cpu")) else ""))
+          f"{os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()[0]:.1f}; matmul roofline "
+          + ", ".join(f"{rate:.0f} GFLOP/s {dtype}" for dtype, rate in rooflines.items()))
     for hidden in args.sizes:
-        bench_training(hidden, args, roofline)
+        bench_training(hidden, args, rooflines)
     if not args.skip_startup:
         print("start-up:")
         bench_startup(min(3, args.repeats))

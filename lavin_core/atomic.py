@@ -22,8 +22,9 @@ import contextlib
 import errno
 import os
 import shutil
+import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -86,6 +87,36 @@ def write_bytes_to(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> Non
             os.unlink(temporary)
         raise
     _fsync_folder(folder)
+
+
+def write_file(url: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """``write(local_path)`` makes the file (a writer that needs a real path: ffmpeg), which then
+    appears at ``url`` atomically: locally under a hidden sibling name, fsynced and renamed; on an
+    fsspec URL made in a local scratch folder, uploaded under a temporary name and moved. The
+    temporary name ends with the final one, so a writer that reads the extension still sees it."""
+    fs, path = fsspec.core.url_to_fs(os.fspath(url))
+    folder = path.rstrip("/").rpartition("/")[0]
+    temporary = temporary_name(path)
+    if _is_local(fs):
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        try:
+            write(temporary)
+            _fsync_file(temporary)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        _fsync_folder(folder)
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        local = os.path.join(scratch, temporary.rpartition("/")[2])
+        write(local)
+        if folder:
+            fs.makedirs(folder, exist_ok=True)
+        fs.put_file(local, temporary)
+        fs.mv(temporary, path)
 
 
 def write_text(url: str | os.PathLike, text: str) -> None:

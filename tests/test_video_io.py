@@ -134,6 +134,17 @@ def test_mp4_needs_even_sides_and_says_what_works(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_failed_write_keeps_the_clip_that_was_there(tmp_path):
+    if __import__("importlib").util.find_spec("imageio_ffmpeg") is None:
+        pytest.skip("the video extra is not installed")
+    video.write_frames(smooth_clip(5, 32, 48), tmp_path / "clip.mp4")
+    before = (tmp_path / "clip.mp4").read_bytes()
+    with pytest.raises(video.ClipError, match="even sides"):
+        video.write_frames(smooth_clip(5, 31, 48), tmp_path / "clip.mp4")
+    assert (tmp_path / "clip.mp4").read_bytes() == before
+    assert [f.name for f in tmp_path.iterdir()] == ["clip.mp4"]  # no temporary left behind
+
+
 def test_a_missing_video_extra_is_a_one_line_error_saying_what_to_install(tmp_path, monkeypatch):
     (tmp_path / "clip.mp4").write_bytes(b"anything")
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # as if it were not installed

@@ -24,12 +24,14 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import attrs
 import fsspec
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+from lavin_core.atomic import write_file
 from lavin_core.errors import LavinError
 
 #: Extensions ffmpeg reads and writes for us (the ``video`` extra).
@@ -251,23 +253,10 @@ def write_frames(frames: np.ndarray, url: str | os.PathLike, *, fps: float | Non
         _atomic_write(url, lambda local: _write_ffmpeg(frames, local, fps))
     elif ext in ANIMATED_EXTENSIONS:
         data = _encode_pillow(frames, ext, fps)
-        _atomic_write(url, lambda local: _write_bytes(local, data))
+        _atomic_write(url, lambda local: Path(local).write_bytes(data))
     else:
         known = ", ".join((*ANIMATED_EXTENSIONS, *FFMPEG_EXTENSIONS))
         raise ClipError(f"cannot write {url}: unknown extension {ext or '(none)'!r}; use one of {known}")
-
-
-def write_still(frame: np.ndarray, url: str | os.PathLike) -> None:
-    """Write one ``(H, W, 3)`` uint8 image atomically in the format Pillow infers from ``url``'s extension."""
-    url = os.fspath(url)
-    try:
-        kind = Image.registered_extensions()[extension(url)]
-    except KeyError:
-        raise ClipError(f"cannot write {url}: unknown image extension {extension(url) or '(none)'!r}; use .png") from None
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(frame, np.uint8)).save(buffer, format=kind)
-    data = buffer.getvalue()
-    _atomic_write(url, lambda local: _write_bytes(local, data))
 
 
 def _encode_pillow(frames: np.ndarray, ext: str, fps: float) -> bytes:
@@ -303,44 +292,16 @@ def _write_ffmpeg(frames: np.ndarray, local: str, fps: float) -> None:
 
 
 def _muxer(path: str) -> str:
-    """The ffmpeg container name for ``path``'s extension (the temporary name hides it from ffmpeg)."""
+    """The ffmpeg container name for ``path``'s extension, passed explicitly: ffmpeg guesses it
+    from the name, and a temporary name might one day not end with the final one."""
     return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}[
-        extension(path.removesuffix(".part"))
+        extension(path)
     ]
 
 
-def _write_bytes(local: str, data: bytes) -> None:
-    with open(local, "wb") as f:
-        f.write(data)
-
-
 def _atomic_write(url: str, write) -> None:
-    """Call ``write(local_path)`` on a temporary file, then move it to ``url`` in one step."""
-    fs, path = fsspec.core.url_to_fs(url)
+    """``atomic.write_file``, its file-system errors as one-line ``ClipError``s."""
     try:
-        if _is_local(fs):
-            parent = os.path.dirname(os.path.abspath(path))
-            os.makedirs(parent, exist_ok=True)
-            handle, temp = tempfile.mkstemp(dir=parent, prefix="." + os.path.basename(path) + ".",
-                                            suffix=extension(path) + ".part")
-            os.close(handle)
-            try:
-                write(temp)
-                os.replace(temp, path)
-            finally:
-                if os.path.exists(temp):
-                    os.unlink(temp)
-        else:
-            handle, temp = tempfile.mkstemp(suffix=extension(path) + ".part")
-            os.close(handle)
-            try:
-                write(temp)
-                parent = os.path.dirname(path)
-                if parent:
-                    fs.makedirs(parent, exist_ok=True)
-                fs.put_file(temp, path)
-            finally:
-                os.unlink(temp)
+        write_file(url, write)
     except (PermissionError, IsADirectoryError, NotADirectoryError) as err:
         raise ClipError(f"cannot write {url}: {err.strerror or err}") from None
-
