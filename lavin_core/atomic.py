@@ -75,18 +75,27 @@ def write_bytes_to(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> Non
         fs.pipe_file(temporary, data)
         fs.mv(temporary, path)
         return
+    _replace_local(path, lambda temporary: _write_all(temporary, data))
+
+
+def _write_all(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _replace_local(path: str, write: Callable[[str], None]) -> None:
+    """``write`` a hidden sibling of the local ``path``, fsync it, rename it onto ``path``, fsync
+    the folder; on any failure the sibling goes and whatever was at ``path`` stays."""
     temporary = temporary_name(path)
     try:
-        with open(temporary, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write(temporary)
+        _fsync_file(temporary)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-    _fsync_folder(folder)
+    _fsync_folder(path.rstrip("/").rpartition("/")[0])
 
 
 def write_file(url: str | os.PathLike, write: Callable[[str], None]) -> None:
@@ -96,20 +105,12 @@ def write_file(url: str | os.PathLike, write: Callable[[str], None]) -> None:
     temporary name ends with the final one, so a writer that reads the extension still sees it."""
     fs, path = fsspec.core.url_to_fs(os.fspath(url))
     folder = path.rstrip("/").rpartition("/")[0]
-    temporary = temporary_name(path)
     if _is_local(fs):
         if folder:
             os.makedirs(folder, exist_ok=True)
-        try:
-            write(temporary)
-            _fsync_file(temporary)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-        _fsync_folder(folder)
+        _replace_local(path, write)
         return
+    temporary = temporary_name(path)
     with tempfile.TemporaryDirectory() as scratch:
         local = os.path.join(scratch, temporary.rpartition("/")[2])
         write(local)

@@ -28,7 +28,9 @@ import os
 import random
 import shutil
 import sys
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,15 @@ from lavin_core.train.distributed import DistInfo, barrier, broadcast_object
 
 PREFIX = "step-"
 TEMP_PREFIX = ".tmp-step-"
+
+
+@contextmanager
+def _dcp_notices_off() -> Iterator[None]:
+    """DCP warns that it "assumes a single process" whenever ``no_dist=True``, which LaVin passes on
+    purpose (one process, or reading a checkpoint in one): not a problem, so not shown."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+        yield
 
 
 def step_dir_name(step: int) -> str:
@@ -133,7 +144,8 @@ def read_model_weights(path: str | Path, name: str = "model") -> dict[str, torch
                for key, item in metadata.items() if key.startswith(prefix) and isinstance(item, TensorStorageMetadata)}
     if not tensors:
         raise CheckpointError(f"{path} holds no model {name!r}")
-    dcp.load({"models": {name: tensors}}, checkpoint_id=str(path), no_dist=True)
+    with _dcp_notices_off():
+        dcp.load({"models": {name: tensors}}, checkpoint_id=str(path), no_dist=True)
     return tensors
 
 
@@ -218,10 +230,12 @@ class CheckpointManager:
         barrier(self.info)
         state = self._state()
         if self.async_save:
-            future = dcp.async_save(state, checkpoint_id=str(temp), process_group=self._group,
-                                    no_dist=not self.info.is_distributed)
+            with _dcp_notices_off():
+                future = dcp.async_save(state, checkpoint_id=str(temp), process_group=self._group,
+                                        no_dist=not self.info.is_distributed)
         else:
-            dcp.save(state, checkpoint_id=str(temp), no_dist=not self.info.is_distributed)
+            with _dcp_notices_off():
+                dcp.save(state, checkpoint_id=str(temp), no_dist=not self.info.is_distributed)
             future = None
         if self.info.is_main:
             _torch_save(dict(trainer_state), temp / "trainer.pt")
@@ -292,8 +306,9 @@ class CheckpointManager:
         # Parameters that never received a gradient (the J-DiT's last conditional-stream
         # projections) have no optimizer state in the saved run: a partial load leaves them as
         # the fresh optimizer has them (zero moments, never used, since they never get a gradient).
-        dcp.load(state, checkpoint_id=str(path), planner=DefaultLoadPlanner(allow_partial_load=True),
-                 no_dist=not self.info.is_distributed)
+        with _dcp_notices_off():
+            dcp.load(state, checkpoint_id=str(path), planner=DefaultLoadPlanner(allow_partial_load=True),
+                     no_dist=not self.info.is_distributed)
         for name, model in self.models.items():
             set_model_state_dict(model, state["models"][name])
         for name, (model, opt) in self.optimizers.items():
