@@ -2,12 +2,15 @@
 
     python scripts/export_shipped.py runs/lavin-tiny-dit/export runs/lavin-tiny-vae/export
     python scripts/export_shipped.py DIT_EXPORT VAE_EXPORT --out lavin_core/weights/lavin-tiny --dtype float16
+    python scripts/export_shipped.py --replace-vae VAE_EXPORT --out lavin_core/weights/lavin-tiny-icl
 
 Writes ``OUT/dit/`` and ``OUT/vae/`` (``config.json`` + ``model.safetensors``, floating-point
 tensors cast to ``--dtype``) and ``OUT/model_index.json`` with the tasks, image size and pair
 counts of the J-DiT's training config (read from ``config.toml`` beside each export, which
 ``lavin train`` writes into the run folder). Refuses tensors that overflow the half-precision
-type, and a folder over ``--max-mb``.
+type, and a folder over ``--max-mb``. ``--replace-vae`` swaps the ST-VAE of a model folder that is
+already there (a decoder fine-tuned on a frozen encoder) and keeps its J-DiT and its index, but
+for the ST-VAE's training record; it refuses an ST-VAE whose encoder differs from the old one's.
 """
 
 from __future__ import annotations
@@ -59,10 +62,44 @@ def export_part(export: Path, out: Path, dtype: torch.dtype) -> int:
     return (out / "model.safetensors").stat().st_size + (out / "config.json").stat().st_size
 
 
+def vae_training(export: Path) -> dict:
+    """The index's record of the ST-VAE run that wrote ``export``."""
+    config = training_config(export)
+    return {"run": config.get("run", {}), "tasks": list(config.get("tasks", {}))}
+
+
+def replace_vae(export: Path, out: Path, dtype: torch.dtype, max_mb: float) -> int:
+    """Swap ``out``'s ST-VAE for ``export`` (its encoder must be bit-identical at ``dtype``), keep the rest."""
+    index_path = out / INDEX_FILE
+    if not index_path.is_file():
+        raise SystemExit(f"{out} has no {INDEX_FILE}; --replace-vae needs a model folder written by this script")
+    index = json.loads(index_path.read_text())
+    old = read_safetensors(str(out / index["vae"] / "model.safetensors"))
+    new = half_tensors(read_safetensors(str(export / "model.safetensors")), dtype, str(export))
+    changed = sorted(name for name, tensor in old.items()
+                     if name.startswith("encoder.") and not torch.equal(tensor, new.get(name, tensor[:0])))
+    if changed:
+        raise SystemExit(f"{export}: its encoder differs from {out}'s ({changed[0]} and {len(changed) - 1} more); "
+                         "the J-DiT was trained on the old latents, so only a decoder may change")
+    staging = out / (index["vae"] + ".new")
+    export_part(export, staging, dtype)
+    shutil.rmtree(out / index["vae"])
+    staging.rename(out / index["vae"])
+    index["vae_training"] = vae_training(export)
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
+    megabytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
+    if megabytes > max_mb:
+        raise SystemExit(f"{out} holds {megabytes:.1f} MB, over --max-mb {max_mb}")
+    print(f"replaced the ST-VAE of {out} with {export} ({megabytes:.1f} MB in all)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dit_export", type=Path, help="RUN/export of the J-DiT run")
-    parser.add_argument("vae_export", type=Path, help="RUN/export of the ST-VAE run")
+    parser.add_argument("dit_export", type=Path, nargs="?", help="RUN/export of the J-DiT run")
+    parser.add_argument("vae_export", type=Path, nargs="?", help="RUN/export of the ST-VAE run")
+    parser.add_argument("--replace-vae", type=Path, metavar="VAE_EXPORT",
+                        help="replace only the ST-VAE of the model folder --out (same encoder), keeping its J-DiT")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR / "lavin-tiny", help="model folder to write")
     parser.add_argument("--name", default="lavin-tiny", help="model name recorded in the index")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float16", help="weight dtype (default: float16)")
@@ -85,9 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.ensemble_size is not None and args.ensemble_size < 1:
         raise SystemExit(f"--ensemble-size must be at least 1, got {args.ensemble_size}")
     dtype = DTYPES[args.dtype]
+    if args.replace_vae is not None:
+        if args.dit_export is not None or args.vae_export is not None:
+            raise SystemExit("--replace-vae takes the ST-VAE export alone: drop DIT_EXPORT and VAE_EXPORT")
+        return replace_vae(args.replace_vae, args.out, dtype, args.max_mb)
+    if args.dit_export is None or args.vae_export is None:
+        raise SystemExit("pass DIT_EXPORT and VAE_EXPORT (two `lavin train` export folders), or --replace-vae VAE_EXPORT")
     size = export_part(args.dit_export, args.out / DIT_DIR, dtype)
     size += export_part(args.vae_export, args.out / VAE_DIR, dtype)
-    dit_config, vae_config = training_config(args.dit_export), training_config(args.vae_export)
+    dit_config = training_config(args.dit_export)
     data = dit_config.get("data", {})
     index = {
         "name": args.name,
@@ -102,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         **({} if args.temperature is None else {"temperature": args.temperature}),
         **({} if args.ensemble_size is None else {"ensemble_size": args.ensemble_size}),
         "dit_training": {"run": dit_config.get("run", {}), "model": dit_config.get("model", {})},
-        "vae_training": {"run": vae_config.get("run", {}), "tasks": list(vae_config.get("tasks", {}))},
+        "vae_training": vae_training(args.vae_export),
     }
     (args.out / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
     megabytes = size / 2**20

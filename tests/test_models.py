@@ -171,6 +171,43 @@ def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
         _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--ensemble-size", "0"])
 
 
+def test_export_shipped_replaces_a_decoder_and_refuses_a_new_encoder(tmp_path, folder):
+    script = _export_script()
+    out = tmp_path / "shipped"
+    runs = {}
+    for part in ("dit", "vae"):
+        export = tmp_path / f"{part}-run" / "export"
+        export.mkdir(parents=True)
+        for file in ("config.json", "model.safetensors"):
+            (export / file).write_bytes((folder / part / file).read_bytes())
+        runs[part] = export
+    assert script.main([str(runs["dit"]), str(runs["vae"]), "--out", str(out)]) == 0
+    dit_before = (out / "dit" / "model.safetensors").read_bytes()
+    tensors = safetensors.torch.load_file(str(runs["vae"] / "model.safetensors"))
+    decoder = tmp_path / "decoder-run" / "export"
+    decoder.mkdir(parents=True)
+    (decoder / "config.json").write_bytes((runs["vae"] / "config.json").read_bytes())
+    (decoder.parent / "config.toml").write_text('[run]\nname = "dec"\nstage = "vae"\n[tasks]\nmap_flip = 1.0\n')
+    moved = {k: (v + 1 if k.startswith("decoder.") and v.is_floating_point() else v) for k, v in tensors.items()}
+    safetensors.torch.save_file(moved, str(decoder / "model.safetensors"))
+    assert script.main(["--replace-vae", str(decoder), "--out", str(out)]) == 0
+    index = json.loads((out / folders.INDEX_FILE).read_text())
+    assert index["vae_training"] == {"run": {"name": "dec", "stage": "vae"}, "tasks": ["map_flip"]}
+    assert (out / "dit" / "model.safetensors").read_bytes() == dit_before
+    shipped = safetensors.torch.load_file(str(out / "vae" / "model.safetensors"))
+    name = next(k for k in moved if k.startswith("decoder.") and moved[k].is_floating_point())
+    assert torch.equal(shipped[name], moved[name].half())
+    moved = {k: (v + 1 if k.startswith("encoder.") and v.is_floating_point() else v) for k, v in tensors.items()}
+    safetensors.torch.save_file(moved, str(decoder / "model.safetensors"))
+    with pytest.raises(SystemExit, match="its encoder differs"):
+        script.main(["--replace-vae", str(decoder), "--out", str(out)])
+    assert torch.equal(safetensors.torch.load_file(str(out / "vae" / "model.safetensors"))[name], shipped[name])
+    with pytest.raises(SystemExit, match="drop DIT_EXPORT"):
+        script.main([str(runs["dit"]), "--replace-vae", str(decoder), "--out", str(out)])
+    with pytest.raises(SystemExit, match="pass DIT_EXPORT and VAE_EXPORT"):
+        script.main(["--out", str(out)])
+
+
 def test_export_shipped_refuses_an_unfinished_run(tmp_path):
     with pytest.raises(SystemExit, match="no config.json"):
         _export_script().main([str(tmp_path), str(tmp_path), "--out", str(tmp_path / "o")])

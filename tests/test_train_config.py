@@ -127,6 +127,19 @@ def test_tiny_recipe_chains_the_vae_into_the_dit():
     assert set(dit.tasks) <= set(vae.tasks)
 
 
+def test_icl_decoder_recipe_trains_the_universe_and_keeps_the_latents():
+    from lavin_plugins.tasks.universe import HELD_OUT, TRAINING_UNIVERSE
+
+    folder = Path(__file__).parent.parent / "configs" / "lavin-tiny-icl"
+    decoder, dit = load_config(folder / "vae-decoder.toml"), load_config(folder / "dit.toml")
+    assert decoder.run.stage == "vae" and not decoder.vae.train_encoder  # the J-DiT's latents stay valid
+    assert decoder.model.init == dit.model.vae == "lavin-tiny"  # the encoder that made its caches
+    assert set(decoder.tasks) == set(dit.tasks) == set(TRAINING_UNIVERSE)
+    assert not set(decoder.tasks) & set(HELD_OUT)
+    for name, options in TRAINING_UNIVERSE.items():  # the renderings drawn per context, as the J-DiT saw them
+        assert options.items() <= decoder.task_options.get(name, {}).items()
+
+
 def test_plot_loss_cli_names_a_folder_without_metrics(tmp_path, capsys):
     assert main(["plot-loss", str(tmp_path)]) == 2
     assert "no metrics.jsonl" in capsys.readouterr().err
