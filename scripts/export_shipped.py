@@ -81,10 +81,14 @@ def replace_vae(export: Path, out: Path, dtype: torch.dtype, max_mb: float) -> i
     if changed:
         raise SystemExit(f"{export}: its encoder differs from {out}'s ({changed[0]} and {len(changed) - 1} more); "
                          "the J-DiT was trained on the old latents, so only a decoder may change")
-    staging = out / (index["vae"] + ".new")
+    current = out / index["vae"]
+    staging, retired = current.with_name(current.name + ".new"), current.with_name(current.name + ".old")
+    for leftover in (staging, retired):  # from an earlier run that was killed half-way
+        shutil.rmtree(leftover, ignore_errors=True)
     export_part(export, staging, dtype)
-    shutil.rmtree(out / index["vae"])
-    staging.rename(out / index["vae"])
+    current.rename(retired)  # a kill from here on leaves both parts beside the folder, never neither
+    staging.rename(current)
+    shutil.rmtree(retired)
     index["vae_training"] = vae_training(export)
     index_path.write_text(json.dumps(index, indent=2) + "\n")
     megabytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20

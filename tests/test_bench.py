@@ -267,3 +267,32 @@ def test_the_example_plugins_task_is_benchmarked_with_its_options(folder, tmp_pa
     result = json.loads((out / "bench.json").read_text())
     assert result["task_options"] == {"silhouette": {"shapes": 1, "outline": True}}
     assert result["plugins"]["example"]["count"] == 1 and result["tasks"]["silhouette"]["held_out"] is True
+
+
+def _bench_result(model: str, score: float, baseline: float, wins: bool) -> dict:
+    return {"model": model, "baselines": ["copy_query", "per_frame_model"], "tasks": {"depth": {
+        "main_metric": "abs_rel", "higher_is_better": {"abs_rel": False}, "held_out": False, "split": "trained",
+        "scores": {model: {"abs_rel": score}, "copy_query": {"abs_rel": baseline},
+                   "per_frame_model": {"abs_rel": score + 1}, "vae_ceiling": {"abs_rel": 0.01}},
+        "best_baseline": "copy_query", "wins": wins}}}
+
+
+def test_compare_bench_script_puts_runs_side_by_side_and_refuses_different_cases(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "compare_bench", Path(__file__).resolve().parents[1] / "scripts" / "compare_bench.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for name, result in {"a": _bench_result("m1", 0.5, 0.3, False), "b": _bench_result("m2", 0.2, 0.3, True),
+                         "c": _bench_result("m3", 0.2, 0.4, True)}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "bench.json").write_text(json.dumps(result))
+    assert script.main([f"old={tmp_path / 'a'}", f"new={tmp_path / 'b' / 'bench.json'}", "--ceiling"]) == 0
+    out = capsys.readouterr().out
+    assert "| depth | trained | abs_rel ↓ | 0.500 | 0.200 | 0.010 | 0.010 | 0.300 (copy_query) | no | **yes** |" in out
+    assert out.strip().endswith("old wins 0 of 1, new wins 1 of 1")
+    with pytest.raises(SystemExit, match="baseline copy_query on depth scores 0.4 against 0.3"):
+        script.main([f"old={tmp_path / 'a'}", f"other={tmp_path / 'c'}"])
+    with pytest.raises(SystemExit, match="no bench.json there"):
+        script.main([f"x={tmp_path / 'missing'}"])

@@ -40,6 +40,18 @@ def _export_script():
     return module
 
 
+def _exports(tmp_path: Path, folder: Path) -> dict[str, Path]:
+    """``{"dit": ..., "vae": ...}``: the model folder's parts as two `lavin train` export folders."""
+    runs = {}
+    for part in ("dit", "vae"):
+        export = tmp_path / f"{part}-run" / "export"
+        export.mkdir(parents=True)
+        for file in ("config.json", "model.safetensors"):
+            (export / file).write_bytes((folder / part / file).read_bytes())
+        runs[part] = export
+    return runs
+
+
 def test_lavin_tiny_lives_in_the_package():
     assert folders.DEFAULT_MODEL == "lavin-tiny"
     assert folders.shipped_path("lavin-tiny") == folders.WEIGHTS_DIR / "lavin-tiny"
@@ -126,13 +138,7 @@ def test_half_tensors_refuses_overflow():
 
 
 def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
-    runs = {}
-    for part in ("dit", "vae"):
-        export = tmp_path / f"{part}-run" / "export"
-        export.mkdir(parents=True)
-        for file in ("config.json", "model.safetensors"):
-            (export / file).write_bytes((folder / part / file).read_bytes())
-        runs[part] = export
+    runs = _exports(tmp_path, folder)
     (runs["dit"].parent / "config.toml").write_text(
         '[run]\nname = "d"\nstage = "dit"\n[tasks]\ndepth = 1.0\npose = 0.5\n[data]\nimage_size = 64\nmax_pairs = 4\n')
     out = tmp_path / "shipped"
@@ -174,13 +180,7 @@ def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
 def test_export_shipped_replaces_a_decoder_and_refuses_a_new_encoder(tmp_path, folder):
     script = _export_script()
     out = tmp_path / "shipped"
-    runs = {}
-    for part in ("dit", "vae"):
-        export = tmp_path / f"{part}-run" / "export"
-        export.mkdir(parents=True)
-        for file in ("config.json", "model.safetensors"):
-            (export / file).write_bytes((folder / part / file).read_bytes())
-        runs[part] = export
+    runs = _exports(tmp_path, folder)
     assert script.main([str(runs["dit"]), str(runs["vae"]), "--out", str(out)]) == 0
     dit_before = (out / "dit" / "model.safetensors").read_bytes()
     tensors = safetensors.torch.load_file(str(runs["vae"] / "model.safetensors"))
