@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         available, failed = buildable_tasks(size, task_options(args.task_option, every) if args.task_option else None)
         tasks = split_tasks(available, args.split, trained)
         for task, reason in failed.items():
-            print(f"skipped task {task!r}: {reason}", file=sys.stderr)
+            print(f"skipped task {task!r}: {reason} (to score it, name it with --tasks {task} and give the "
+                  f"options it needs with --task-option {task}:KEY=VALUE)", file=sys.stderr)
         per_task = task_options(args.task_option, tasks) if args.task_option else {}
     # The sweep's smallest pair count for every case: a cautious count of the work.
     compile_if_long(pipe, options, queries=len(tasks) * args.count * len(args.num_pairs),
