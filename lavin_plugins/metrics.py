@@ -37,11 +37,16 @@ def delta1(predicted: np.ndarray, truth: np.ndarray, threshold: float = 1.25) ->
 
 
 def angular_errors(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Per-pixel angle in degrees between normal maps ``(..., 3)`` (each vector is normalised first)."""
+    """Per-pixel angle in degrees between normal maps ``(..., 3)`` (each vector is normalised first).
+
+    ``atan2(|p x t|, p . t)``, not ``arccos(p . t)``: arccos is ill-conditioned next to 0 degrees,
+    where a dot product one rounding step below 1 reads as a visible angle; atan2 gives exactly 0
+    for equal vectors and full precision at every angle.
+    """
     predicted, truth = _same_shape(predicted, truth, "angular error")
     p = predicted / np.maximum(np.linalg.norm(predicted, axis=-1, keepdims=True), 1e-12)
     t = truth / np.maximum(np.linalg.norm(truth, axis=-1, keepdims=True), 1e-12)
-    return np.degrees(np.arccos(np.clip((p * t).sum(-1), -1.0, 1.0)))
+    return np.degrees(np.arctan2(np.linalg.norm(np.cross(p, t), axis=-1), (p * t).sum(-1)))
 
 
 def mean_angular_error(predicted: np.ndarray, truth: np.ndarray) -> float:
