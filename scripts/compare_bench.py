@@ -29,7 +29,13 @@ def load(spec: str) -> tuple[str, dict]:
         file = file / "bench.json"
     if not file.is_file():
         raise SystemExit(f"{spec}: no bench.json there; pass LABEL=PATH to the bench.json of a `lavin bench --out` folder")
-    return label, json.loads(file.read_text())
+    try:
+        result = json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"{file}: not a bench.json ({err}); rerun `lavin bench --out` to write it again")
+    if not isinstance(result, dict) or not isinstance(result.get("tasks"), dict) or "model" not in result:
+        raise SystemExit(f"{file}: not a bench.json of `lavin bench` (no model and tasks)")
+    return label, result
 
 
 def fmt(value: float | None) -> str:
@@ -49,7 +55,7 @@ def same_baselines(first: dict, other: dict, task: str, label: str) -> None:
 
 
 def compare(results: list[tuple[str, dict]], *, ceiling: bool) -> str:
-    first_label, first = results[0]
+    first = results[0][1]
     headers = ["task", "split", "metric", *[label for label, _ in results]]
     if ceiling:
         headers += [f"ceiling {label}" for label, _ in results]

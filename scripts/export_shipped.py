@@ -50,11 +50,16 @@ def training_config(export: Path) -> dict:
     return tomllib.loads(path.read_text()) if path.is_file() else {}
 
 
-def export_part(export: Path, out: Path, dtype: torch.dtype) -> int:
-    """Copy one ``save_pretrained`` folder into ``out`` with half-precision weights; returns bytes written."""
+def check_export(export: Path) -> None:
+    """Refuse, in one line, a folder that is not a finished run's ``save_pretrained`` export."""
     for file in ("config.json", "model.safetensors"):
         if not (export / file).is_file():
             raise SystemExit(f"{export} has no {file}; pass the export folder of a finished `lavin train` run")
+
+
+def export_part(export: Path, out: Path, dtype: torch.dtype) -> int:
+    """Copy one ``save_pretrained`` folder into ``out`` with half-precision weights; returns bytes written."""
+    check_export(export)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(export / "config.json", out / "config.json")
     tensors = half_tensors(read_safetensors(str(export / "model.safetensors")), dtype, str(export))
@@ -68,13 +73,20 @@ def vae_training(export: Path) -> dict:
     return {"run": config.get("run", {}), "tasks": list(config.get("tasks", {}))}
 
 
-def replace_vae(export: Path, out: Path, dtype: torch.dtype, max_mb: float) -> int:
-    """Swap ``out``'s ST-VAE for ``export`` (its encoder must be bit-identical at ``dtype``), keep the rest."""
+def replace_vae(export: Path, out: Path, max_mb: float) -> int:
+    """Swap ``out``'s ST-VAE for ``export``, keep the rest; in the folder's own weight dtype, where the
+    new encoder must be bit-identical to the old one."""
     index_path = out / INDEX_FILE
     if not index_path.is_file():
         raise SystemExit(f"{out} has no {INDEX_FILE}; --replace-vae needs a model folder written by this script")
+    check_export(export)
     index = json.loads(index_path.read_text())
-    old = read_safetensors(str(out / index["vae"] / "model.safetensors"))
+    old_weights = out / index["vae"] / "model.safetensors"
+    if not old_weights.is_file() or index.get("weights_dtype") not in DTYPES:
+        raise SystemExit(f"{out} is not a complete model folder of this script (no {old_weights}, or weights_dtype "
+                         f"{index.get('weights_dtype')!r} not one of {', '.join(sorted(DTYPES))})")
+    dtype = DTYPES[index["weights_dtype"]]
+    old = read_safetensors(str(old_weights))
     new = half_tensors(read_safetensors(str(export / "model.safetensors")), dtype, str(export))
     changed = sorted(name for name, tensor in old.items()
                      if name.startswith("encoder.") and not torch.equal(tensor, new.get(name, tensor[:0])))
@@ -103,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dit_export", type=Path, nargs="?", help="RUN/export of the J-DiT run")
     parser.add_argument("vae_export", type=Path, nargs="?", help="RUN/export of the ST-VAE run")
     parser.add_argument("--replace-vae", type=Path, metavar="VAE_EXPORT",
-                        help="replace only the ST-VAE of the model folder --out (same encoder), keeping its J-DiT")
+                        help="replace only the ST-VAE of the model folder --out (same encoder), keeping its J-DiT "
+                             "and its weight dtype")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR / "lavin-tiny", help="model folder to write")
     parser.add_argument("--name", default="lavin-tiny", help="model name recorded in the index")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float16", help="weight dtype (default: float16)")
@@ -129,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.replace_vae is not None:
         if args.dit_export is not None or args.vae_export is not None:
             raise SystemExit("--replace-vae takes the ST-VAE export alone: drop DIT_EXPORT and VAE_EXPORT")
-        return replace_vae(args.replace_vae, args.out, dtype, args.max_mb)
+        return replace_vae(args.replace_vae, args.out, args.max_mb)
     if args.dit_export is None or args.vae_export is None:
         raise SystemExit("pass DIT_EXPORT and VAE_EXPORT (two `lavin train` export folders), or --replace-vae VAE_EXPORT")
     size = export_part(args.dit_export, args.out / DIT_DIR, dtype)

@@ -296,3 +296,6 @@ def test_compare_bench_script_puts_runs_side_by_side_and_refuses_different_cases
         script.main([f"old={tmp_path / 'a'}", f"other={tmp_path / 'c'}"])
     with pytest.raises(SystemExit, match="no bench.json there"):
         script.main([f"x={tmp_path / 'missing'}"])
+    (tmp_path / "a" / "bench.json").write_text("{")
+    with pytest.raises(SystemExit, match="not a bench.json"):
+        script.main([f"x={tmp_path / 'a'}"])

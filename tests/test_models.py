@@ -202,6 +202,16 @@ def test_export_shipped_replaces_a_decoder_and_refuses_a_new_encoder(tmp_path, f
     with pytest.raises(SystemExit, match="its encoder differs"):
         script.main(["--replace-vae", str(decoder), "--out", str(out)])
     assert torch.equal(safetensors.torch.load_file(str(out / "vae" / "model.safetensors"))[name], shipped[name])
+    bf16 = tmp_path / "shipped-bf16"  # the folder keeps its own weight dtype, whatever --dtype says
+    moved = {k: (v + 1 if k.startswith("decoder.") and v.is_floating_point() else v) for k, v in tensors.items()}
+    safetensors.torch.save_file(moved, str(decoder / "model.safetensors"))
+    assert script.main([str(runs["dit"]), str(runs["vae"]), "--out", str(bf16), "--dtype", "bfloat16"]) == 0
+    assert script.main(["--replace-vae", str(decoder), "--out", str(bf16)]) == 0
+    assert safetensors.torch.load_file(str(bf16 / "vae" / "model.safetensors"))[name].dtype == torch.bfloat16
+    with pytest.raises(SystemExit, match="nowhere has no config.json"):
+        script.main(["--replace-vae", str(tmp_path / "nowhere"), "--out", str(out)])
+    with pytest.raises(SystemExit, match="has no model_index.json"):
+        script.main(["--replace-vae", str(decoder), "--out", str(tmp_path / "nowhere")])
     with pytest.raises(SystemExit, match="drop DIT_EXPORT"):
         script.main([str(runs["dit"]), "--replace-vae", str(decoder), "--out", str(out)])
     with pytest.raises(SystemExit, match="pass DIT_EXPORT and VAE_EXPORT"):
