@@ -18,6 +18,7 @@ from lavin_core.cli import main
 from lavin_core.context import Example, ExamplePair
 from lavin_core.evaluation import Case
 from lavin_core.interfaces import Task
+from tests.script_module import load_script
 from tests.tiny_model import make_model_folder, tiny_pipeline
 
 
@@ -278,12 +279,7 @@ def _bench_result(model: str, score: float, baseline: float, wins: bool) -> dict
 
 
 def test_compare_bench_script_puts_runs_side_by_side_and_refuses_different_cases(tmp_path, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "compare_bench", Path(__file__).resolve().parents[1] / "scripts" / "compare_bench.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("compare_bench")
     for name, result in {"a": _bench_result("m1", 0.5, 0.3, False), "b": _bench_result("m2", 0.2, 0.3, True),
                          "c": _bench_result("m3", 0.2, 0.4, True)}.items():
         (tmp_path / name).mkdir()

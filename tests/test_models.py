@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from lavin_core.pretrained import folders
 from lavin_core.cli import main
 from lavin_core.errors import CheckpointError, UnknownNameError
 from lavin_core.pipeline import load_denoiser, load_encoder, load_pipeline
+from tests.script_module import load_script
 from tests.tiny_model import make_model_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,10 +34,7 @@ def no_weights(tmp_path, monkeypatch) -> Path:
 
 
 def _export_script():
-    spec = importlib.util.spec_from_file_location("export_shipped", ROOT / "scripts" / "export_shipped.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("export_shipped")
 
 
 def _exports(tmp_path: Path, folder: Path) -> dict[str, Path]:

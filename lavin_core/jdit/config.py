@@ -89,6 +89,9 @@ PRESETS: dict[str, JDiTConfig] = {
     # ~14.9M parameters (28 MB in fp16): measured for the in-context recipe (configs/lavin-tiny-icl/README.md),
     # 3.4x the lavin-tiny step on 2 CPU cores; that recipe fine-tunes lavin-tiny instead.
     "lavin-tiny-icl": JDiTConfig(hidden_size=288, depth=6, num_heads=6, num_kv_heads=2),
+    # ~8.9M parameters: lavin-tiny with twice the blocks, grown from trained lavin-tiny weights
+    # (scripts/grow_jdit.py, lavin_core.jdit.grow) for the in-context recipe's fourth run.
+    "lavin-tiny-deep": JDiTConfig(hidden_size=192, depth=8, num_heads=4, num_kv_heads=2),
     # ~118M parameters.
     "lavin-small": JDiTConfig(hidden_size=576, depth=12, num_heads=12, num_kv_heads=4),
     # ~207M parameters: the sharded-training demonstration on a CPU (configs/lavin-medium-fsdp.toml).
