@@ -68,8 +68,14 @@ def export_part(export: Path, out: Path, dtype: torch.dtype) -> int:
 
 
 def vae_training(export: Path) -> dict:
-    """The index's record of the ST-VAE run that wrote ``export``."""
+    """The index's record of the ST-VAE run that wrote ``export``; for the ST-VAE part of a model folder
+    of this script (``lavin_core/weights/lavin-tiny-icl/vae``), the record in that folder's index."""
     config = training_config(export)
+    index = export.parent / INDEX_FILE
+    if not config and index.is_file():
+        record = json.loads(index.read_text()).get("vae_training")
+        if record:
+            return record
     return {"run": config.get("run", {}), "tasks": list(config.get("tasks", {}))}
 
 

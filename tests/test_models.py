@@ -213,6 +213,10 @@ def test_export_shipped_replaces_a_decoder_and_refuses_a_new_encoder(tmp_path, f
         script.main([str(runs["dit"]), "--replace-vae", str(decoder), "--out", str(out)])
     with pytest.raises(SystemExit, match="pass DIT_EXPORT and VAE_EXPORT"):
         script.main(["--out", str(out)])
+    # a new J-DiT beside the ST-VAE part of that model folder keeps the ST-VAE's training record
+    again = tmp_path / "new-dit"
+    assert script.main([str(runs["dit"]), str(out / "vae"), "--out", str(again)]) == 0
+    assert json.loads((again / folders.INDEX_FILE).read_text())["vae_training"] == index["vae_training"]
 
 
 def test_export_shipped_refuses_an_unfinished_run(tmp_path):

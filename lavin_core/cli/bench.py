@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         every = registry.list_tasks()
         available, failed = buildable_tasks(size, task_options(args.task_option, every) if args.task_option else None)
         tasks = split_tasks(available, args.split, trained)
-        for task, reason in failed.items():
+        for task in split_tasks(list(failed), args.split, trained):  # only the split's own are news
+            reason = failed[task]
             print(f"skipped task {task!r}: {reason} (to score it, name it with --tasks {task} and give the "
                   f"options it needs with --task-option {task}:KEY=VALUE)", file=sys.stderr)
         per_task = task_options(args.task_option, tasks) if args.task_option else {}
