@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import registry
 from lavin_core import evaluation
-from lavin_core.evaluation.bench import markdown_table, run_bench, task_summary, write_bench
+from lavin_core.evaluation.bench import (held_out_status, markdown_table, run_bench, summary_counts, summary_line,
+                                         task_summary, write_bench)
 from lavin_core.cli import main
 from lavin_core.context import Example, ExamplePair
 from lavin_core.evaluation import Case
@@ -120,6 +121,24 @@ def test_summary_picks_the_best_baseline_by_direction():
     scores["m"]["err"], scores["ceiling"] = 0.3, {"err": 0.0, "acc": 1.0}
     summary = task_summary(("err",), {"err": False}, scores, "m", held_out=None, references=("ceiling",))
     assert summary["best_baseline"] == "b" and summary["wins"] is True
+
+
+def test_a_replaced_jdit_is_scored_by_declared_splits_and_unknowns_are_counted_apart():
+    # The model's task list decides; without one (--dit replaced the J-DiT) the task's declared
+    # split does, and a task with neither is neither trained nor held out in the summary.
+    assert held_out_status("depth", "trained", ["depth"]) is False
+    assert held_out_status("map_duotone", "held-out", ["depth"]) is True
+    assert held_out_status("map_duotone", "held-out", None) is True
+    assert held_out_status("depth", "trained", None) is False
+    assert held_out_status("invert", None, None) is None
+    entries = {name: {"held_out": held, "wins": wins, "scores": {}, "plugin": "builtin"}
+               for name, held, wins in [("a", False, True), ("b", True, True), ("c", True, False), ("d", None, True)]}
+    counts = summary_counts(entries, "m")
+    assert (counts["wins_on_trained"], counts["trained_count"]) == (1, 1)
+    assert (counts["wins_on_held_out"], counts["held_out_count"]) == (1, 2)
+    assert (counts["wins_on_unknown"], counts["unknown_count"]) == (1, 1)
+    line = summary_line({"model": "m", **counts})
+    assert "of 1 of 1 trained tasks and of 1 of 2 held-out tasks and of 1 of 1 tasks it may or may not" in line
 
 
 def test_run_bench_scores_model_and_baselines(folder, identity, tmp_path):

@@ -27,7 +27,8 @@ shows whether a task is limited by the autoencoder or by the denoiser.
     guidance_scale, temperature, ensemble_size, baselines, references, task_options;
     tasks: {name: {main_metric, metrics, higher_is_better, held_out, split, plugin, scores:
     {method: {metric: value or null}}, best_baseline, wins}};
-    wins_on_trained, trained_count, wins_on_held_out, held_out_count,
+    wins_on_trained, trained_count, wins_on_held_out, held_out_count, wins_on_unknown, unknown_count
+    (tasks neither the model's task list nor their declared split places),
     plugins: {plugin: {wins, count}}; pairs_sweep (only with several num_pairs):
     {num_pairs: [K...], tasks: {name: {main_metric, model: [...], best_baseline: [...]}}}.
 """
@@ -75,7 +76,7 @@ def run_bench(
 ) -> dict[str, Any]:
     """Scores of the model and of each baseline on every task in ``tasks`` (a JSON-ready dict).
 
-    ``trained_tasks``: the tasks the model was trained on (None: unknown, no task is marked).
+    ``trained_tasks``: the tasks the model was trained on (None: unknown; a task is then marked by its declared ``split``, if any).
     ``task_options``: task name -> options its factory takes (``--task-option``).
     ``num_pairs``: example pairs per case, or several counts for the pairs sweep.
     ``ensemble_size``: samples per case, combined into one prediction by ``task.combine``.
@@ -148,18 +149,27 @@ def _task_result(task, cases: Sequence[Case], predictions, extra: dict[str, list
         method: mean_scores([score(case.instance, p, case.answer) for p, case in zip(preds, cases)], task.metrics)
         for method, preds in methods.items()
     }
+    split = getattr(task, "split", None)
     entry = task_summary(task.metrics, dict(task.higher_is_better), scores, model_name,
-                         held_out=None if trained_tasks is None else task.name not in trained_tasks,
-                         references=(CEILING,))
-    return {**entry, "split": getattr(task, "split", None), "plugin": plugin}
+                         held_out=held_out_status(task.name, split, trained_tasks), references=(CEILING,))
+    return {**entry, "split": split, "plugin": plugin}
+
+
+def held_out_status(name: str, split: str | None, trained_tasks: Sequence[str] | None) -> bool | None:
+    """Whether the model never trained on task ``name``: from the model's task list when it has one
+    (a replaced J-DiT has none), else from the task's declared ``split``; None when neither says."""
+    if trained_tasks is not None:
+        return name not in trained_tasks
+    return {"trained": False, "held-out": True}.get(split)
 
 
 def summary_counts(results: dict[str, Any], model_name: str) -> dict[str, Any]:
     """Wins and task counts on the trained tasks, on the held-out ones, per plugin, and against the
     per-frame model on the video tasks."""
     with_per_frame = [r for r in results.values() if PER_FRAME in r["scores"]]
-    trained = [r for r in results.values() if r["held_out"] is not True]
+    trained = [r for r in results.values() if r["held_out"] is False]
     held_out = [r for r in results.values() if r["held_out"] is True]
+    unknown = [r for r in results.values() if r["held_out"] is None]
     plugins: dict[str, dict[str, int]] = {}
     for entry in results.values():
         counts = plugins.setdefault(entry.get("plugin") or "?", {"wins": 0, "count": 0})
@@ -170,6 +180,8 @@ def summary_counts(results: dict[str, Any], model_name: str) -> dict[str, Any]:
         "trained_count": len(trained),
         "wins_on_held_out": sum(bool(r["wins"]) for r in held_out),
         "held_out_count": len(held_out),
+        "wins_on_unknown": sum(bool(r["wins"]) for r in unknown),
+        "unknown_count": len(unknown),
         "plugins": plugins,
         "temporal_wins_vs_per_frame": sum(temporal_win(r, model_name) for r in with_per_frame),
         "per_frame_count": len(with_per_frame),
@@ -289,6 +301,9 @@ def summary_line(result: dict[str, Any]) -> str:
             f"{result['trained_count']} trained tasks")
     if result.get("held_out_count"):
         line += f" and of {result['wins_on_held_out']} of {result['held_out_count']} held-out tasks"
+    if result.get("unknown_count"):
+        line += (f" and of {result['wins_on_unknown']} of {result['unknown_count']} tasks it may or may not have "
+                 "trained on (no task list for this J-DiT, no declared split)")
     others = {p: c for p, c in result.get("plugins", {}).items() if p != "builtin"}
     if others:
         line += " (plugin tasks: " + ", ".join(f"{p} {c['wins']} of {c['count']}" for p, c in others.items()) + ")"
