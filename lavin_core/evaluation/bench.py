@@ -76,7 +76,8 @@ def run_bench(
 ) -> dict[str, Any]:
     """Scores of the model and of each baseline on every task in ``tasks`` (a JSON-ready dict).
 
-    ``trained_tasks``: the tasks the model was trained on (None: unknown; a task is then marked by its declared ``split``, if any).
+    ``trained_tasks``: the tasks the model was trained on (None: unknown; each task is then marked by
+    its declared ``split``, if it has one).
     ``task_options``: task name -> options its factory takes (``--task-option``).
     ``num_pairs``: example pairs per case, or several counts for the pairs sweep.
     ``ensemble_size``: samples per case, combined into one prediction by ``task.combine``.
