@@ -41,6 +41,9 @@ class Encoder(nn.Module, metaclass=abc.ABCMeta):
     temporal_compression: int
     spatial_compression: int
     latent_channels: int
+    #: Whether ``decode`` also takes ``guide=``, the query's pixels in the answer's shape (a
+    #: query-guided decoder, ``lavin_core.stvae.guide``); pipelines pass it only then.
+    takes_guide: bool = False
 
     @abc.abstractmethod
     def encode(self, pixels: Tensor, *, generator: torch.Generator | None = None) -> Tensor:

@@ -94,7 +94,8 @@ def run_bench(
     options = {name: dict((task_options or {}).get(name, {})) for name in tasks}
     built = {name: build_task(name, size=size, options=options[name]) for name in tasks}
     drawn = {name: draw_cases(task, count, num_pairs=counts[-1], seed=seed) for name, task in built.items()}
-    ceilings = {name: pipe.reconstruct([c.target for c in cases]) for name, cases in drawn.items()} if ceiling else {}
+    ceilings = ({name: pipe.reconstruct([c.target for c in cases], [c.query for c in cases])
+                 for name, cases in drawn.items()} if ceiling else {})
     sweep: dict[str, Any] = {"num_pairs": counts, "tasks": {}}
     for k in counts:
         cases = {name: [c.with_pairs(k) for c in found] for name, found in drawn.items()}

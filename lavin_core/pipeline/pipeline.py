@@ -35,6 +35,7 @@ from lavin_core.pretrained import folders
 from lavin_core.pretrained.loading import load_denoiser, load_encoder
 from lavin_core.samplers import EulerSampler, get_sampler, null_context
 from lavin_core.samplers.options import OFFICIAL_GUIDANCE, SamplingOptions, model_defaults
+from lavin_core.stvae.guide import guide_frames
 
 #: A processing size this many times larger or smaller than the model's own gets a warning.
 FAR_FROM_TRAINED = 2.0
@@ -310,7 +311,8 @@ class InContextPipeline:
         stacked = tuple(z[0] if len(z) == 1 else torch.stack(z) for z in per_context)
         if output_type == "latent":
             return InContextOutput(predictions=(), latents=stacked)
-        pixels = self.decode(latents, batch_size=batch_size)  # type: ignore[arg-type]
+        guides = [contexts[job.context].query for job in jobs] if self.encoder.takes_guide else None
+        pixels = self.decode(latents, batch_size=batch_size, guides=guides)  # type: ignore[arg-type]
         samples = tuple(
             tuple(resize(pixels[r], sizes[c]) for r, job in enumerate(jobs) if job.context == c)
             for c in range(len(contexts))
@@ -332,26 +334,42 @@ class InContextPipeline:
         return noises
 
     @torch.no_grad()
-    def reconstruct(self, images: Sequence[Tensor]) -> list[Tensor]:
+    def reconstruct(self, images: Sequence[Tensor], queries: Sequence[Tensor] | None = None) -> list[Tensor]:
         """Each pixel tensor ``(3, T, H, W)`` through the encoder and back: the best any prediction can be.
 
         A prediction is decoded from latents, so where even the true target loses detail in this
         round trip, no denoiser can do better; ``lavin bench`` reports it as ``vae_ceiling``.
+        ``queries``: each image's query, the guide of a query-guided decoder (ignored by others).
         """
-        return self.decode(self._encode_all(list(images)))
+        guides = list(queries) if queries is not None and self.encoder.takes_guide else None
+        return self.decode(self._encode_all(list(images)), guides=guides)
 
-    def decode(self, latents: Sequence[Tensor], *, batch_size: int | None = None) -> list[Tensor]:
+    def decode(self, latents: Sequence[Tensor], *, batch_size: int | None = None,
+               guides: Sequence[Tensor] | None = None) -> list[Tensor]:
         """Float32 pixels ``(3, T, H, W)`` in [-1, 1] for sampled latents ``(C, T', h, w)``, decoded in
-        batches of one shape (at most ``batch_size`` at a time)."""
+        batches of one shape (at most ``batch_size`` at a time).
+
+        ``guides``: per latent, its query's pixels ``(3, T_q, H, W)`` for a query-guided decoder
+        (``Encoder.takes_guide``; ``guide_frames`` fits them to the answer's frames and size).
+        """
+        if guides is not None and len(guides) != len(latents):
+            raise ValueError(f"got {len(guides)} guides for {len(latents)} latents; pass one query per latent")
         device, dtype = _module_device_dtype(self.encoder)
-        groups: dict[tuple[int, ...], list[int]] = {}
+        sc, tc = self.encoder.spatial_compression, self.encoder.temporal_compression
+        groups: dict[tuple, list[int]] = {}
         for index, z in enumerate(latents):
-            groups.setdefault(tuple(z.shape), []).append(index)
+            key = tuple(z.shape) + (() if guides is None else tuple(guides[index].shape))
+            groups.setdefault(key, []).append(index)
         out: list[Tensor | None] = [None] * len(latents)
         for indices in groups.values():
             for chunk in _chunks(indices, batch_size):
                 batch = torch.stack([latents[i] for i in chunk]).to(device=device, dtype=dtype)
-                for i, pixels in zip(chunk, self.encoder.decode(batch)):
+                kwargs = {}
+                if guides is not None:
+                    frames, size = 1 + (batch.shape[2] - 1) * tc, (batch.shape[3] * sc, batch.shape[4] * sc)
+                    queries = torch.stack([guides[i] for i in chunk]).to(device=device, dtype=dtype)
+                    kwargs["guide"] = guide_frames(queries, frames, size)
+                for i, pixels in zip(chunk, self.encoder.decode(batch, **kwargs)):
                     out[i] = pixels.float().clamp(-1.0, 1.0)
         return out  # type: ignore[return-value]
 

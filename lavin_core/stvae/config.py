@@ -45,6 +45,9 @@ class STVAEConfig:
     temporal_compression: int = attrs.field(default=4, validator=_positive)
     latent_shift: float = 0.032470703125
     latent_scale: float = attrs.field(default=1.08936170213, validator=attrs.validators.gt(0.0))
+    #: The decoder also sees the query's pixels (``lavin_core.stvae.guide``); the encoder and the
+    #: latents are unchanged. Off in the authors' network.
+    query_guide: bool = False
 
     def __attrs_post_init__(self) -> None:
         for channels in self.block_out_channels:
@@ -84,6 +87,8 @@ PRESETS: dict[str, STVAEConfig] = {
         latent_scale=1.0,
     ),
 }
+#: lavin-tiny with the query-guided decoder (``scripts/add_query_guide.py`` makes one from a trained lavin-tiny).
+PRESETS["lavin-tiny-guided"] = attrs.evolve(PRESETS["lavin-tiny"], query_guide=True)
 
 
 #: Names of earlier releases -> today's.

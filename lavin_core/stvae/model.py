@@ -13,6 +13,7 @@ of a clip, so later frames reach earlier outputs through those statistics only.
 
 from __future__ import annotations
 
+import attrs
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 from lavin_core.checkpoint import PretrainedMixin
 from lavin_core.interfaces import Encoder
 from lavin_core.stvae.config import STVAEConfig, get_preset
+from lavin_core.stvae.guide import GuideBranch, check_guide
 from lavin_core.stvae.layers import CausalConv3d, DownBlock3D, MidBlock3D, SpatialNorm3D, UpBlock3D
 from lavin_core.stvae.posterior import DiagonalGaussian
 from lavin_core.stvae.tiling import TilingConfig, tiled_decode, tiled_encode_moments
@@ -52,7 +54,11 @@ class Encoder3D(nn.Module):
 
 
 class Decoder3D(nn.Module):
-    """Raw latents ``(B, latent_channels, T', h, w)`` to pixels ``(B, 3, T, H, W)`` (not clamped)."""
+    """Raw latents ``(B, latent_channels, T', h, w)`` to pixels ``(B, 3, T, H, W)`` (not clamped).
+
+    With ``config.query_guide`` it also takes guide pixels ``(B, 3, T, H, W)`` (the query, see
+    ``lavin_core.stvae.guide``), added at the input of every stage and before the output layers.
+    """
 
     def __init__(self, config: STVAEConfig):
         super().__init__()
@@ -70,11 +76,20 @@ class Decoder3D(nn.Module):
         )
         self.norm_out = SpatialNorm3D(channels[-1], latent, groups=groups, eps=eps)
         self.conv_out = CausalConv3d(channels[-1], config.in_channels)
+        self.guide: GuideBranch | None = None
+        if config.query_guide:
+            # stage i's input lies at level (stages - 1 - i): 1 / 2 ** level of the output size
+            stages = len(channels)
+            targets = [(stages - 1 - i, channels[max(i - 1, 0)]) for i in range(stages)] + [(0, channels[-1])]
+            self.guide = GuideBranch(config.in_channels, config.block_out_channels, tuple(targets))
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, guide: Tensor | None = None) -> Tensor:
+        features = self.guide.features(guide.to(z.dtype)) if self.guide is not None and guide is not None else None
+        inject = self.guide.inject if features is not None else (lambda index, x, _: x)
         x = self.mid_block(self.conv_in(z), z)
-        for block in self.up_blocks:
-            x = block(x, z)
+        for index, block in enumerate(self.up_blocks):
+            x = block(inject(index, x, features), z)
+        x = inject(len(self.up_blocks), x, features)
         return self.conv_out(F.silu(self.norm_out(x, z)))
 
 
@@ -99,6 +114,23 @@ class STVAE(PretrainedMixin, Encoder):
         self.encoder = Encoder3D(config)
         self.decoder = Decoder3D(config)
         self.tiling: TilingConfig | None = None
+
+    @property
+    def takes_guide(self) -> bool:
+        """Whether ``decode`` takes the query's pixels as ``guide`` (``config.query_guide``)."""
+        return self.decoder.guide is not None
+
+    def with_query_guide(self) -> "STVAE":
+        """A copy of this ST-VAE with a query-guided decoder whose guide branch starts at zero: it
+        decodes exactly as this one until the branch is trained (``lavin_core.stvae.guide``)."""
+        if self.takes_guide:
+            raise ValueError("this ST-VAE already has a query-guided decoder")
+        guided = STVAE(attrs.evolve(self.config, query_guide=True)).to(next(self.parameters()))
+        missing, unexpected = guided.load_state_dict(self.state_dict(), strict=False)
+        if unexpected or any(not name.startswith("decoder.guide.") for name in missing):
+            raise ValueError(f"cannot add a guide to this ST-VAE: missing {missing}, unexpected {unexpected}")
+        guided.decoder.guide.zero_()
+        return guided
 
     # -- tiling ---------------------------------------------------------------------------------
 
@@ -125,12 +157,20 @@ class STVAE(PretrainedMixin, Encoder):
         )
         return DiagonalGaussian.from_moments(moments)
 
-    def decode_raw(self, z: Tensor) -> Tensor:
-        """The decoder's output (not clamped) for raw latents ``z`` ``(B, C, T', h, w)``."""
+    def decode_raw(self, z: Tensor, *, guide: Tensor | None = None) -> Tensor:
+        """The decoder's output (not clamped) for raw latents ``z`` ``(B, C, T', h, w)``; ``guide``:
+        see ``decode``."""
         self._check_5d(z, "latents")
         if z.shape[1] != self.latent_channels:
             raise ValueError(f"latents must have {self.latent_channels} channels, got shape {tuple(z.shape)}")
         z = z.to(self.decoder.conv_in.conv.weight.dtype)
+        if guide is not None:
+            if not self.takes_guide:
+                raise ValueError("this ST-VAE's decoder takes no guide (config.query_guide is false); decode without guide=")
+            check_guide(guide, z, self.spatial_compression, self.temporal_compression)
+            if self.tiling is not None:
+                raise ValueError("tiled decoding takes no guide; call disable_tiling() or decode without guide=")
+            return self.decoder(z, guide)
         if self.tiling is None:
             return self.decoder(z)
         return tiled_decode(
@@ -162,9 +202,15 @@ class STVAE(PretrainedMixin, Encoder):
         raw = posterior.mean if generator is None else posterior.sample(generator)
         return self.normalize(raw)
 
-    def decode(self, latents: Tensor, *, output_size: tuple[int, int, int] | None = None) -> Tensor:
-        """Pixels ``(B, 3, T, H, W)`` in [-1, 1] for normalized ``latents``; cropped to ``output_size = (T, H, W)``."""
-        pixels = self.decode_raw(self.denormalize(latents)).clamp(-1.0, 1.0)
+    def decode(self, latents: Tensor, *, output_size: tuple[int, int, int] | None = None,
+               guide: Tensor | None = None) -> Tensor:
+        """Pixels ``(B, 3, T, H, W)`` in [-1, 1] for normalized ``latents``; cropped to ``output_size = (T, H, W)``.
+
+        ``guide``: with a query-guided decoder (``takes_guide``), the query's pixels in the
+        answer's shape ``(B, 3, T, H, W)`` (``lavin_core.stvae.guide.guide_frames``); without
+        one the decoder works from the latents alone.
+        """
+        pixels = self.decode_raw(self.denormalize(latents), guide=guide).clamp(-1.0, 1.0)
         if output_size is not None:
             frames, height, width = output_size
             if frames > pixels.shape[2] or height > pixels.shape[3] or width > pixels.shape[4]:
@@ -175,16 +221,18 @@ class STVAE(PretrainedMixin, Encoder):
             pixels = pixels[:, :, :frames, :height, :width]
         return pixels
 
-    def forward(self, pixels: Tensor, *, generator: torch.Generator | None = None) -> tuple[Tensor, DiagonalGaussian]:
+    def forward(self, pixels: Tensor, *, generator: torch.Generator | None = None,
+                guide: Tensor | None = None) -> tuple[Tensor, DiagonalGaussian]:
         """Training pass: ``(reconstruction, posterior)``.
 
         Decodes a posterior sample (drawn from ``generator``, or the global RNG) in training mode
-        and when a ``generator`` is given, otherwise the mean. The reconstruction is the raw decoder
-        output (not clamped), so losses keep their gradients.
+        and when a ``generator`` is given, otherwise the mean, guided by ``guide`` when given (see
+        ``decode``). The reconstruction is the raw decoder output (not clamped), so losses keep
+        their gradients.
         """
         posterior = self.posterior(pixels)
         z = posterior.sample(generator) if self.training or generator is not None else posterior.mean
-        return self.decode_raw(z), posterior
+        return self.decode_raw(z, guide=guide), posterior
 
     # -- helpers --------------------------------------------------------------------------------
 

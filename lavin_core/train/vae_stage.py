@@ -2,7 +2,9 @@
 
 The pixels are the inputs and targets of the task examples. For the first ``vae.image_steps``
 steps (the image stage) only the first frame of each is used; afterwards (the joint stage) clips
-stay clips, so tasks that produce videos train the temporal path. The patch discriminator has
+stay clips, so tasks that produce videos train the temporal path. A query-guided ST-VAE
+(``query_guide``, see ``lavin_core.stvae.guide``) learns what it will do in a pipeline: it
+reconstructs the targets, its decoder guided by their queries. The patch discriminator has
 its own AdamW and steps after the autoencoder, on detached reconstructions, once
 ``adversarial_start_step`` is reached.
 """
@@ -18,6 +20,7 @@ from lavin_core.data.outputs import save_image
 from lavin_core.data.loader import ContextLoader, mix_seed
 
 from lavin_core.stvae import STVAE, get_preset
+from lavin_core.stvae.guide import guide_frames
 from lavin_core.stvae.losses import LossWeights, PatchDiscriminator3D, STVAELoss, hinge_discriminator_loss
 from lavin_core.train.config import TrainConfig
 from lavin_core.train.data import data_sources, make_loader
@@ -28,7 +31,7 @@ from lavin_core.train.parallelize import choose_parallel, parallelize, plan, unw
 
 
 class VAEObjective(nn.Module):
-    """``forward(pixels, step, generator, discriminator)`` -> (reconstruction, loss terms incl. ``total``)."""
+    """``forward(pixels, step, generator, discriminator, guide)`` -> (reconstruction, loss terms incl. ``total``)."""
 
     def __init__(self, model: STVAE, weights: LossWeights, *, autocast_dtype: torch.dtype | None):
         super().__init__()
@@ -36,11 +39,11 @@ class VAEObjective(nn.Module):
         self.loss = STVAELoss(weights)
         self.autocast_dtype = autocast_dtype
 
-    def forward(self, pixels: Tensor, step: int, generator: torch.Generator, discriminator: nn.Module | None
-                ) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, pixels: Tensor, step: int, generator: torch.Generator, discriminator: nn.Module | None,
+                guide: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         with torch.autocast(pixels.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
-            reconstruction, posterior = self.model(pixels, generator=generator)
+            reconstruction, posterior = self.model(pixels, generator=generator, guide=guide)
             terms = self.loss(pixels, reconstruction.float(), posterior, step=step, discriminator=discriminator)
         return reconstruction, terms
 
@@ -75,24 +78,32 @@ class VAEStage:
         self._last_reconstruction: tuple[Tensor, Tensor] | None = None
         self._grid_loader: ContextLoader | None = None
 
-    def pixels(self, step: int) -> Tensor:
-        """This rank's pixels for ``step``: the query inputs and targets, ``(2B, 3, T, H, W)``."""
+    def pixels(self, step: int) -> tuple[Tensor, Tensor | None]:
+        """This rank's pixels for ``step`` and their guides: the query inputs and targets
+        ``(2B, 3, T, H, W)`` and no guide, or for a query-guided ST-VAE the targets ``(B, 3, T, H, W)``
+        and their queries as guides (``guide_frames``)."""
         batch = self.loader.batch(step)
         if batch.latent:
             raise ValueError('the vae stage trains on pixels; use data.source = "generators" or "templates"')
-        pixels = torch.cat([batch.query, batch.target]) if batch.query.shape == batch.target.shape else batch.query
+        guide = None
+        if self.model.takes_guide:
+            pixels = batch.target
+            guide = guide_frames(batch.query, pixels.shape[2], tuple(pixels.shape[-2:]))
+        else:
+            pixels = torch.cat([batch.query, batch.target]) if batch.query.shape == batch.target.shape else batch.query
         if step < self.config.vae.image_steps:
             pixels = pixels[:, :, :1]  # the image stage
-        return pixels.to(self.info.device)
+            guide = None if guide is None else guide[:, :, :1]
+        return pixels.to(self.info.device), None if guide is None else guide.to(self.info.device)
 
     def loss(self, objective: nn.Module, step: int) -> tuple[Tensor, dict[str, float]]:
-        pixels = self.pixels(step)
+        pixels, guide = self.pixels(step)
         generator = generator_for(self.config.run.seed, step, self.info.rank)
         adversarial = step >= self.weights.adversarial_start_step and self.weights.adversarial_weight > 0
         # The autoencoder's adversarial term runs the discriminator outside its DDP wrapper (no
         # gradient sync); the gradients it leaves on the discriminator are cleared before the
         # discriminator's own update. (Toggling requires_grad instead would break FSDP2.)
-        reconstruction, terms = objective(pixels, step, generator, self.discriminator if adversarial else None)
+        reconstruction, terms = objective(pixels, step, generator, self.discriminator if adversarial else None, guide)
         self._last_reconstruction = (pixels, reconstruction.detach()) if adversarial else None
         metrics = {f"loss_{k}": v.item() for k, v in terms.items() if k != "total"}
         metrics["stage_joint"] = float(step >= self.config.vae.image_steps)
@@ -113,7 +124,8 @@ class VAEStage:
 
     @torch.no_grad()
     def sample_grid(self, model: nn.Module, step: int, path: Path) -> None:
-        """Write a PNG with one row per image: original | reconstruction (posterior mean), first frames.
+        """Write a PNG with one row per image: original | reconstruction (posterior mean), first frames
+        (a query-guided ST-VAE: target | reconstruction guided by the query).
 
         The images are the same at every call. Every rank must call it (the EMA model may be
         sharded); rank 0 writes the file.
@@ -122,11 +134,14 @@ class VAEStage:
         if self._grid_loader is None:
             self._grid_loader = ContextLoader(data_sources(c), batch_size=c.samples.count, min_pairs=1, max_pairs=1,
                                               seed=mix_seed(c.run.seed, 0x5A))
-        pixels = self._grid_loader.batch(0).target.to(self.info.device)
+        batch = self._grid_loader.batch(0)
+        pixels = batch.target.to(self.info.device)
+        guide = (guide_frames(batch.query, pixels.shape[2], tuple(pixels.shape[-2:])).to(self.info.device)
+                 if self.model.takes_guide else None)
         was_training = model.training
         model.eval()
         # forward (not encode/decode): FSDP2 gathers a sharded model's weights around forward only.
-        reconstruction = model(pixels)[0].clamp(-1.0, 1.0).cpu()
+        reconstruction = model(pixels, guide=guide)[0].clamp(-1.0, 1.0).cpu()
         model.train(was_training)
         if not self.info.is_main:
             return

@@ -1,0 +1,59 @@
+"""Write a copy of a trained ST-VAE with a query-guided decoder that decodes exactly as it does, to train on.
+
+    python scripts/add_query_guide.py lavin-tiny-icl --out runs/lavin-tiny-icl-guided-init
+    lavin train configs/lavin-tiny-icl/vae-guided.toml      # model.init = that folder
+
+SOURCE is a model name (``lavin-tiny-icl``), a model folder or an ST-VAE ``save_pretrained`` folder
+(e.g. ``RUN_DIR/export``). The guide branch's projections start at zero
+(``lavin_core.stvae.guide``); the folder is written in float32 whatever SOURCE's dtype, and the
+script checks, on random pixels and a random guide, that the new decoder's output equals SOURCE's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from lavin_core.checkpoint import save_pretrained
+from lavin_core.errors import LavinError
+from lavin_core.pretrained.folders import model_part
+from lavin_core.stvae import STVAE
+
+
+def same_output(old: STVAE, new: STVAE, seed: int = 0) -> float:
+    """Largest absolute difference of the two decoders' pixels for one random image, ``new`` given a random guide."""
+    generator = torch.Generator().manual_seed(seed)
+    side = 4 * old.spatial_compression
+    pixels = torch.rand(2, 3, 1, side, side, generator=generator) * 2 - 1
+    guide = torch.rand(2, 3, 1, side, side, generator=generator) * 2 - 1
+    with torch.no_grad():
+        latents = old.encode(pixels)
+        return float((old.decode(latents) - new.decode(latents, guide=guide)).abs().max())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", help="model name, model folder or ST-VAE save_pretrained folder")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write (must not exist)")
+    args = parser.parse_args(argv)
+    if args.out.exists():
+        raise SystemExit(f"{args.out} already exists; pass a new --out folder (nothing was overwritten)")
+    try:
+        old = STVAE.from_pretrained(model_part(args.source, "vae")).float()
+        new = old.with_query_guide()
+    except (LavinError, OSError, ValueError) as error:
+        raise SystemExit(f"add_query_guide: {error}") from None
+    gap = same_output(old, new)
+    if gap > 1e-6:
+        raise SystemExit(f"add_query_guide: the new decoder differs from {args.source} by {gap:.3g}; nothing written")
+    save_pretrained(new, new.config, str(args.out))
+    added = sum(p.numel() for p in new.decoder.guide.parameters())
+    print(f"{args.out}: query-guided decoder (+{added / 1e3:.0f}k parameters), output equal to {args.source} "
+          f"within {gap:.1g}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
