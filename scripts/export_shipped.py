@@ -135,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ensemble-size", type=int, metavar="K",
                         help="samples per query the model recommends combining in demo and bench (chosen on a "
                              "validation seed) (default: none recorded, so 1)")
+    parser.add_argument("--num-steps", type=int, metavar="N",
+                        help="sampler steps this model recommends (its quality measured there on a validation "
+                             "seed) (default: none recorded, so the sampler's own, 19 for Euler)")
     parser.add_argument("--max-mb", type=float, default=40.0, help="refuse a bigger folder (default: 40)")
     args = parser.parse_args(argv)
 
@@ -144,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--temperature must be >= 0, got {args.temperature}")
     if args.ensemble_size is not None and args.ensemble_size < 1:
         raise SystemExit(f"--ensemble-size must be at least 1, got {args.ensemble_size}")
+    if args.num_steps is not None and args.num_steps < 1:
+        raise SystemExit(f"--num-steps must be at least 1, got {args.num_steps}")
     dtype = DTYPES[args.dtype]
     if args.replace_vae is not None:
         if args.dit_export is not None or args.vae_export is not None:
@@ -167,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         **({} if args.guidance_scale is None else {"guidance_scale": args.guidance_scale}),
         **({} if args.temperature is None else {"temperature": args.temperature}),
         **({} if args.ensemble_size is None else {"ensemble_size": args.ensemble_size}),
+        **({} if args.num_steps is None else {"num_steps": args.num_steps}),
         "dit_training": {"run": dit_config.get("run", {}), "model": dit_config.get("model", {})},
         "vae_training": vae_training(args.vae_export),
     }

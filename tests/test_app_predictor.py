@@ -24,10 +24,10 @@ from tests.tiny_model import make_model_folder
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory):
-    """A random lavin-tiny whose index says: 64 px, 2 samples per query."""
+    """A random lavin-tiny whose index says: 64 px, 2 samples per query, 5 steps."""
     folder = make_model_folder(tmp_path_factory.mktemp("model"))
     index = json.loads((folder / INDEX_FILE).read_text())
-    (folder / INDEX_FILE).write_text(json.dumps({**index, "ensemble_size": 2}))
+    (folder / INDEX_FILE).write_text(json.dumps({**index, "ensemble_size": 2, "num_steps": 5}))
     pipe = load_pipeline(folder, sampler="euler", schedule="uniform")
     return Predictor(pipe, tmp_path_factory.mktemp("predictions"), name="random")
 
@@ -85,6 +85,12 @@ def test_a_generated_scene_is_scored_and_an_edited_one_is_not(predictor, tmp_pat
     edited[0, 0] = 255 - edited[0, 0]  # the user replaced the query: its truth no longer applies
     Image.fromarray(edited).save(path)
     assert predictor.predict(req).metrics == {}
+
+
+def test_the_page_starts_at_the_models_steps_else_the_samplers(predictor):
+    assert predictor.num_steps == 5
+    official = load_pipeline(dit="random:lavin-tiny", vae="random:lavin-tiny", sampler="euler")
+    assert Predictor(official, predictor.out_dir).num_steps == 19
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from lavin_core.pretrained import folders
 from lavin_core.cli import main
 from lavin_core.errors import CheckpointError, UnknownNameError
 from lavin_core.pipeline import load_denoiser, load_encoder, load_pipeline
+from lavin_core.samplers.options import SamplingOptions
 from tests.script_module import load_script
 from tests.tiny_model import make_model_folder
 
@@ -140,20 +141,23 @@ def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
         '[run]\nname = "d"\nstage = "dit"\n[tasks]\ndepth = 1.0\npose = 0.5\n[data]\nimage_size = 64\nmax_pairs = 4\n')
     out = tmp_path / "shipped"
     assert _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--dtype", "bfloat16",
-                                  "--guidance-scale", "2.5", "--temperature", "0.5", "--ensemble-size", "4"]) == 0
+                                  "--guidance-scale", "2.5", "--temperature", "0.5", "--ensemble-size", "4",
+                                  "--num-steps", "7"]) == 0
     index = json.loads((out / folders.INDEX_FILE).read_text())
     assert index["trained_tasks"] == ["depth", "pose"] and index["image_size"] == 64
     assert index["guidance_scale"] == 2.5 and index["temperature"] == 0.5 and index["ensemble_size"] == 4
+    assert index["num_steps"] == 7
     assert folders.get_model(out).ensemble_size == 4
     assert folders.get_model(out).trained_tasks == ("depth", "pose")
     tensors = safetensors.torch.load_file(str(out / "vae" / "model.safetensors"))
     assert {t.dtype for t in tensors.values() if t.is_floating_point()} == {torch.bfloat16}
     pipe = load_pipeline(out)
     assert pipe.dtype == torch.float32
-    # the recommended CFG scale and temperature are the pipeline's defaults, unless a part is replaced
-    assert (pipe.guidance_scale, pipe.temperature) == (2.5, 0.5)
+    # the recommended CFG scale, temperature and steps are the pipeline's defaults, unless a part is replaced
+    assert (pipe.guidance_scale, pipe.temperature, pipe.defaults.num_steps) == (2.5, 0.5, 7)
+    assert pipe.resolve(SamplingOptions()).num_steps == 7 and pipe.resolve(SamplingOptions(num_steps=3)).num_steps == 3
     replaced = load_pipeline(out, dit="random:lavin-tiny")
-    assert (replaced.guidance_scale, replaced.temperature) == (1.5, 1.0)
+    assert (replaced.guidance_scale, replaced.temperature, replaced.defaults.num_steps) == (1.5, 1.0, None)
     index["guidance_scale"] = "high"
     (out / folders.INDEX_FILE).write_text(json.dumps(index))
     with pytest.raises(CheckpointError, match=r"model_index.json: guidance_scale: the guidance scale must be a finite number >= 0 .*got 'high'"):
@@ -172,6 +176,12 @@ def test_export_shipped_writes_a_loadable_folder(tmp_path, folder):
         _ = folders.get_model(out).ensemble_size
     with pytest.raises(SystemExit, match="--ensemble-size must be at least 1"):
         _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--ensemble-size", "0"])
+    index["ensemble_size"], index["num_steps"] = 4, 0
+    (out / folders.INDEX_FILE).write_text(json.dumps(index))
+    with pytest.raises(CheckpointError, match=r"model_index.json: num_steps: the number of steps must be an integer >= 1, got 0"):
+        load_pipeline(out)
+    with pytest.raises(SystemExit, match="--num-steps must be at least 1"):
+        _export_script().main([str(runs["dit"]), str(runs["vae"]), "--out", str(out), "--num-steps", "0"])
 
 
 def test_export_shipped_replaces_a_decoder_and_refuses_a_new_encoder(tmp_path, folder):

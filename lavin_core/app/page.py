@@ -86,7 +86,7 @@ def build_page(predictor: Predictor, *, tasks: list[str], templates: dict[str, s
                     gr.Examples([[p] for p in photos], inputs=[query], label="Sample photos")
                 with gr.Accordion("Settings", open=True):
                     with gr.Row():
-                        steps = gr.Slider(1, 50, value=19, step=1, label="Steps", elem_id="steps")
+                        steps = gr.Slider(1, 50, value=predictor.num_steps, step=1, label="Steps", elem_id="steps")
                         guidance = gr.Slider(0, 10, value=predictor.pipe.guidance_scale, step=0.1,
                                              label="Guidance (1 = off)", elem_id="guidance")
                     with gr.Row():

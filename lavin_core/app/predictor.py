@@ -65,6 +65,11 @@ class Predictor:
     def ensemble_size(self) -> int:
         return self.pipe.defaults.num_samples or 1
 
+    @property
+    def num_steps(self) -> int:
+        """The sampler steps the model recommends, else the sampler's own count."""
+        return len(self.pipe.sampler.timesteps(self.pipe.defaults.num_steps)) - 1
+
     def options(self, request: AppRequest, *, combining: bool) -> SamplingOptions:
         """The request's settings over the model's defaults, checked once (``SamplingOptions``)."""
         check_request(request)

@@ -440,7 +440,7 @@ def load_pipeline(
     ``sampler``: a ``Sampler`` or a name in ``samplers.SAMPLERS`` built with ``sampler_options``.
     ``seed`` initialises ``random:PRESET`` models (the global RNG is left untouched).
     The pipeline's ``defaults`` are the model's recommended sampling settings (its
-    ``model_index.json``: CFG scale, temperature, ensemble size, processing size, pairs) when both
+    ``model_index.json``: steps, CFG scale, temperature, ensemble size, processing size, pairs) when both
     parts are the model's own, else the official ones (CFG 1.5, one sample, queries at their own size).
     """
     if model is None and dit is None and vae is None:

@@ -38,8 +38,10 @@ DEFAULT_MODEL = "lavin-tiny"
 INDEX_FILE = "model_index.json"
 #: ``model_index.json`` keys a model recommends sampling with -> the ``SamplingOptions`` field each sets.
 #: ``image_size`` is the size the model was trained at, so queries are processed at it by default;
-#: ``max_pairs`` the most pairs one training context held, so ``lavin run`` uses that many.
+#: ``max_pairs`` the most pairs one training context held, so ``lavin run`` uses that many;
+#: ``num_steps`` the sampler steps its quality was measured at (a deeper J-DiT may recommend fewer).
 RECOMMENDED_KEYS = {
+    "num_steps": "num_steps",
     "guidance_scale": "guidance_scale",
     "temperature": "temperature",
     "ensemble_size": "num_samples",
