@@ -76,7 +76,8 @@ def vae_training(export: Path) -> dict:
         record = json.loads(index.read_text()).get("vae_training")
         if record:
             return record
-    return {"run": config.get("run", {}), "tasks": list(config.get("tasks", {}))}
+    return {"run": config.get("run", {}), "model": config.get("model", {}), "vae": config.get("vae", {}),
+            "tasks": list(config.get("tasks", {}))}
 
 
 def replace_vae(export: Path, out: Path, max_mb: float) -> int:

@@ -194,12 +194,14 @@ def test_export_shipped_replaces_a_decoder_and_refuses_a_new_encoder(tmp_path, f
     decoder = tmp_path / "decoder-run" / "export"
     decoder.mkdir(parents=True)
     (decoder / "config.json").write_bytes((runs["vae"] / "config.json").read_bytes())
-    (decoder.parent / "config.toml").write_text('[run]\nname = "dec"\nstage = "vae"\n[tasks]\nmap_flip = 1.0\n')
+    (decoder.parent / "config.toml").write_text('[run]\nname = "dec"\nstage = "vae"\n[tasks]\nmap_flip = 1.0\n'
+                                                '[vae]\nlatent_noise = 0.2\n')
     moved = {k: (v + 1 if k.startswith("decoder.") and v.is_floating_point() else v) for k, v in tensors.items()}
     safetensors.torch.save_file(moved, str(decoder / "model.safetensors"))
     assert script.main(["--replace-vae", str(decoder), "--out", str(out)]) == 0
     index = json.loads((out / folders.INDEX_FILE).read_text())
-    assert index["vae_training"] == {"run": {"name": "dec", "stage": "vae"}, "tasks": ["map_flip"]}
+    assert index["vae_training"] == {"run": {"name": "dec", "stage": "vae"}, "model": {}, "vae": {"latent_noise": 0.2},
+                                     "tasks": ["map_flip"]}
     assert (out / "dit" / "model.safetensors").read_bytes() == dit_before
     shipped = safetensors.torch.load_file(str(out / "vae" / "model.safetensors"))
     name = next(k for k in moved if k.startswith("decoder.") and moved[k].is_floating_point())

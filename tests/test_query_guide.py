@@ -181,8 +181,9 @@ def test_the_vae_stage_trains_a_guided_decoder_on_targets_guided_by_their_querie
     config = load_config(config_path, ['run.stage="vae"', "run.steps=2", "run.log_every=1", "checkpoint.every=2",
                                        "train.batch_size=2", 'model.preset="lavin-tiny-guided"',
                                        f'model.init="{(tmp_path / "guided-init").as_posix()}"',
-                                       "vae.train_encoder=false", "train.precision='fp32'"])
+                                       "vae.train_encoder=false", "train.precision='fp32'", "vae.latent_noise=0.3"])
     train(config, tmp_path / "run")
+    assert "latent_noise = 0.3" in (tmp_path / "run" / "config.toml").read_text()
     trained = STVAE.from_pretrained(str(tmp_path / "run" / "export"))
     assert trained.takes_guide
     # the branch left zero: it got gradients from targets decoded with their queries

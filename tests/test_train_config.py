@@ -42,6 +42,8 @@ def test_defaults_follow_the_authors(tmp_path):
         ("data.min_pairs=9", "min_pairs 9 is larger than max_pairs 8"),
         ("data.source='cache'", "needs caches ="),
         ("schedulee.decay='cosine'", r"schedulee: unknown key; did you mean 'schedule'"),
+        ("vae.latent_noise=1.5", r"latent_noise"),
+        ("vae.latent_noise=-0.1", r"latent_noise"),
     ],
 )
 def test_bad_values_name_their_key(tmp_path, override, message):

@@ -22,6 +22,7 @@ from lavin_core.checkpoint import PretrainedMixin
 from lavin_core.interfaces import Encoder
 from lavin_core.stvae.config import STVAEConfig, get_preset
 from lavin_core.stvae.guide import GuideBranch, check_guide
+from lavin_core.stvae.latent_noise import noisy_latents
 from lavin_core.stvae.layers import CausalConv3d, DownBlock3D, MidBlock3D, SpatialNorm3D, UpBlock3D
 from lavin_core.stvae.posterior import DiagonalGaussian
 from lavin_core.stvae.tiling import TilingConfig, tiled_decode, tiled_encode_moments
@@ -222,17 +223,18 @@ class STVAE(PretrainedMixin, Encoder):
         return pixels
 
     def forward(self, pixels: Tensor, *, generator: torch.Generator | None = None,
-                guide: Tensor | None = None) -> tuple[Tensor, DiagonalGaussian]:
+                guide: Tensor | None = None, latent_noise: float = 0.0) -> tuple[Tensor, DiagonalGaussian]:
         """Training pass: ``(reconstruction, posterior)``.
 
         Decodes a posterior sample (drawn from ``generator``, or the global RNG) in training mode
         and when a ``generator`` is given, otherwise the mean, guided by ``guide`` when given (see
-        ``decode``). The reconstruction is the raw decoder output (not clamped), so losses keep
-        their gradients.
+        ``decode``). ``latent_noise`` > 0 adds noise of up to that fraction of the latents' RMS
+        before decoding (``latent_noise.noisy_latents``: a decoder for a denoiser's estimates).
+        The reconstruction is the raw decoder output (not clamped), so losses keep their gradients.
         """
         posterior = self.posterior(pixels)
         z = posterior.sample(generator) if self.training or generator is not None else posterior.mean
-        return self.decode_raw(z, guide=guide), posterior
+        return self.decode_raw(noisy_latents(z, latent_noise, generator), guide=guide), posterior
 
     # -- helpers --------------------------------------------------------------------------------
 

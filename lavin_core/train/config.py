@@ -216,6 +216,10 @@ class VAEStageConfig:
     #: latents stay exactly the same, so J-DiT weights and latent caches made with the old
     #: encoder stay valid while reconstructions improve (like Stability's ft-MSE decoders).
     train_encoder: bool = True
+    #: Noise added to the latents before decoding, up to this fraction of their RMS per sample
+    #: (``lavin_core.stvae.latent_noise``): a decoder for a J-DiT's estimates rather than for
+    #: clean latents. 0 (the default) decodes the posterior sample as it is.
+    latent_noise: float = attrs.field(default=0.0, validator=[_finite, v.ge(0.0), v.le(1.0)])
 
 
 @attrs.frozen(kw_only=True)

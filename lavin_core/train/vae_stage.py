@@ -4,9 +4,10 @@ The pixels are the inputs and targets of the task examples. For the first ``vae.
 steps (the image stage) only the first frame of each is used; afterwards (the joint stage) clips
 stay clips, so tasks that produce videos train the temporal path. A query-guided ST-VAE
 (``query_guide``, see ``lavin_core.stvae.guide``) learns what it will do in a pipeline: it
-reconstructs the targets, its decoder guided by their queries. The patch discriminator has
-its own AdamW and steps after the autoencoder, on detached reconstructions, once
-``adversarial_start_step`` is reached.
+reconstructs the targets, its decoder guided by their queries. With ``vae.latent_noise`` the
+decoder sees noisy latents, as a J-DiT's estimates are (``lavin_core.stvae.latent_noise``). The
+patch discriminator has its own AdamW and steps after the autoencoder, on detached
+reconstructions, once ``adversarial_start_step`` is reached.
 """
 
 from __future__ import annotations
@@ -33,17 +34,20 @@ from lavin_core.train.parallelize import choose_parallel, parallelize, plan, unw
 class VAEObjective(nn.Module):
     """``forward(pixels, step, generator, discriminator, guide)`` -> (reconstruction, loss terms incl. ``total``)."""
 
-    def __init__(self, model: STVAE, weights: LossWeights, *, autocast_dtype: torch.dtype | None):
+    def __init__(self, model: STVAE, weights: LossWeights, *, autocast_dtype: torch.dtype | None,
+                 latent_noise: float = 0.0):
         super().__init__()
         self.model = model
         self.loss = STVAELoss(weights)
         self.autocast_dtype = autocast_dtype
+        self.latent_noise = latent_noise
 
     def forward(self, pixels: Tensor, step: int, generator: torch.Generator, discriminator: nn.Module | None,
                 guide: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         with torch.autocast(pixels.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
-            reconstruction, posterior = self.model(pixels, generator=generator, guide=guide)
+            reconstruction, posterior = self.model(pixels, generator=generator, guide=guide,
+                                                   latent_noise=self.latent_noise)
             terms = self.loss(pixels, reconstruction.float(), posterior, step=step, discriminator=discriminator)
         return reconstruction, terms
 
@@ -66,7 +70,8 @@ class VAEStage:
         self.weights = LossWeights(kl_weight=vc.kl_weight, perceptual_weight=vc.perceptual_weight,
                                    adversarial_weight=vc.adversarial_weight,
                                    adversarial_start_step=vc.adversarial_start_step)
-        self.objective = VAEObjective(self.model, self.weights, autocast_dtype=autocast_dtype)
+        self.objective = VAEObjective(self.model, self.weights, autocast_dtype=autocast_dtype,
+                                      latent_noise=vc.latent_noise)
         self.discriminator = PatchDiscriminator3D().to(info.device)
         steps = plan(parallel=choose_parallel(self.discriminator, config.model.parallel, info),
                      activation_checkpointing=False, compile=False)
