@@ -1,7 +1,8 @@
 """Write a copy of a trained ST-VAE with a query-guided decoder that decodes exactly as it does, to train on.
 
-    python scripts/add_query_guide.py lavin-tiny-icl --out runs/lavin-tiny-icl-guided-init
-    lavin train configs/lavin-tiny-icl/vae-guided.toml      # model.init = that folder
+    python scripts/add_query_guide.py lavin-tiny-icl --out runs/vae-guided-init
+    lavin train configs/lavin-tiny-icl/vae-decoder.toml --out runs/guided \
+        --set 'model.preset="lavin-tiny-guided"' --set 'model.init="runs/vae-guided-init"'
 
 SOURCE is a model name (``lavin-tiny-icl``), a model folder or an ST-VAE ``save_pretrained`` folder
 (e.g. ``RUN_DIR/export``). The guide branch's projections start at zero

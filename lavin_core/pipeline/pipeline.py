@@ -35,7 +35,7 @@ from lavin_core.pretrained import folders
 from lavin_core.pretrained.loading import load_denoiser, load_encoder
 from lavin_core.samplers import EulerSampler, get_sampler, null_context
 from lavin_core.samplers.options import OFFICIAL_GUIDANCE, SamplingOptions, model_defaults
-from lavin_core.stvae.guide import guide_frames
+from lavin_core.stvae.guide import answer_shape, guide_frames
 
 #: A processing size this many times larger or smaller than the model's own gets a warning.
 FAR_FROM_TRAINED = 2.0
@@ -366,7 +366,7 @@ class InContextPipeline:
                 batch = torch.stack([latents[i] for i in chunk]).to(device=device, dtype=dtype)
                 kwargs = {}
                 if guides is not None:
-                    frames, size = 1 + (batch.shape[2] - 1) * tc, (batch.shape[3] * sc, batch.shape[4] * sc)
+                    frames, size = answer_shape(batch, sc, tc)
                     queries = torch.stack([guides[i] for i in chunk]).to(device=device, dtype=dtype)
                     kwargs["guide"] = guide_frames(queries, frames, size)
                 for i, pixels in zip(chunk, self.encoder.decode(batch, **kwargs)):

@@ -90,10 +90,15 @@ class GuideBranch(nn.Module):
         return x + per_frame(self.projections[index], feature).to(x.dtype)
 
 
+def answer_shape(z: Tensor, spatial_compression: int, temporal_compression: int) -> tuple[int, tuple[int, int]]:
+    """``(frames, (H, W))`` of the pixels that latents ``z`` ``(B, C, T', h, w)`` decode to: the guide's shape."""
+    return 1 + (z.shape[2] - 1) * temporal_compression, (z.shape[3] * spatial_compression, z.shape[4] * spatial_compression)
+
+
 def check_guide(guide: Tensor, z: Tensor, spatial_compression: int, temporal_compression: int) -> None:
     """Raise a one-line ``ValueError`` unless ``guide`` ``(B, 3, T, H, W)`` fits the pixels that ``z`` decodes to."""
-    frames = 1 + (z.shape[2] - 1) * temporal_compression
-    wanted = (z.shape[0], 3, frames, z.shape[3] * spatial_compression, z.shape[4] * spatial_compression)
+    frames, size = answer_shape(z, spatial_compression, temporal_compression)
+    wanted = (z.shape[0], 3, frames, *size)
     if not isinstance(guide, Tensor) or tuple(guide.shape) != wanted:
         got = tuple(guide.shape) if isinstance(guide, Tensor) else type(guide).__name__
         raise ValueError(f"the guide must be the answer's pixel shape {wanted} for latents {tuple(z.shape)}, got {got}; "
