@@ -47,7 +47,7 @@ from lavin_core.train.compile import compile_seconds
 from lavin_core.train.dit_stage import DiTObjective
 from lavin_core.train.optim import make_optimizer
 from lavin_core.train.parallelize import apply_compile
-from lavin_core.train.trainer import autocast_dtype
+from lavin_core.devices import autocast_dtype
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What the `lavin` console script runs.

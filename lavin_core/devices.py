@@ -5,6 +5,8 @@
 A typo (``gpu0``) or a device this machine lacks is a ``DeviceError`` before any weights are
 read, instead of a traceback from deep inside a loader (``pin_memory`` without CUDA, an invalid
 device reported as an unreadable file).
+
+    autocast_dtype("auto", device)   # torch.bfloat16 where the device multiplies bf16 natively, else None
 """
 
 from __future__ import annotations
@@ -62,3 +64,22 @@ def native_bf16(device: torch.device) -> bool:
         return False
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up defensively
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+#: The precisions training (``train.precision``) and sampling (``--precision``) take.
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def check_precision(precision: object, what: str = "precision") -> str:
+    """``precision`` when it is one of ``PRECISIONS``; a ``ValueError`` naming it otherwise."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"{what} must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision  # type: ignore[return-value]
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast for ``bf16``, and for ``auto`` where the device has native bf16 matmuls (CUDA,
+    a CPU with AVX-512 BF16 or AMX: ``native_bf16``); none (float32) otherwise."""
+    if check_precision(precision) == "bf16" or (precision == "auto" and native_bf16(device)):
+        return torch.bfloat16
+    return None

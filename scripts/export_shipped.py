@@ -26,6 +26,7 @@ import safetensors.torch
 import torch
 
 from lavin_core.checkpoint import read_safetensors
+from lavin_core.devices import PRECISIONS
 from lavin_core.pretrained.folders import DIT_DIR, INDEX_FILE, VAE_DIR, WEIGHTS_DIR
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -139,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-steps", type=int, metavar="N",
                         help="sampler steps this model recommends (its quality measured there on a validation "
                              "seed) (default: none recorded, so the sampler's own, 19 for Euler)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="the J-DiT's sampling precision this model's tables were measured at (auto: bf16 "
+                             "where the device has native bf16 matmuls) (default: none recorded, so fp32)")
     parser.add_argument("--max-mb", type=float, default=40.0, help="refuse a bigger folder (default: 40)")
     args = parser.parse_args(argv)
 
@@ -174,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         **({} if args.temperature is None else {"temperature": args.temperature}),
         **({} if args.ensemble_size is None else {"ensemble_size": args.ensemble_size}),
         **({} if args.num_steps is None else {"num_steps": args.num_steps}),
+        **({} if args.precision is None else {"precision": args.precision}),
         "dit_training": {"run": dit_config.get("run", {}), "model": dit_config.get("model", {})},
         "vae_training": vae_training(args.vae_export),
     }

@@ -169,8 +169,7 @@ def test_task_options_reach_the_tasks_and_round_trip_through_toml(tmp_path):
 def test_auto_precision_is_bf16_where_the_cpu_multiplies_bf16_natively(monkeypatch, avx512_bf16, amx):
     import torch
 
-    from lavin_core.devices import native_bf16
-    from lavin_core.train.trainer import autocast_dtype
+    from lavin_core.devices import autocast_dtype, native_bf16
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)

@@ -46,5 +46,5 @@ def _predictor(args: argparse.Namespace, out_dir: str):
     from lavin_core.app.predictor import Predictor
     from lavin_core.pipeline import load_pipeline
 
-    pipe = load_pipeline(model_spec(args), dit=args.dit, vae=args.vae, device=args.device)
+    pipe = load_pipeline(model_spec(args), dit=args.dit, vae=args.vae, device=args.device, precision=args.precision)
     return Predictor(pipe, out_dir)

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
                     task_options=task_options(args.task_option, tasks), progress=not args.no_progress)
     meta = {"model": name, "seed": args.seed, "num_pairs": args.num_pairs, "image_size": size,
             "sampler": args.sampler, "num_steps": len(pipe.sampler_for(options).timesteps(options.num_steps)) - 1,
+            "sampling_dtype": str(pipe.sampling_dtype).removeprefix("torch."),
             "guidance_scale": options.guidance_scale, "temperature": options.temperature,
             "ensemble_size": options.num_samples}
     png, metrics = write_demo(rows, args.out, meta=meta)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from lavin_core.devices import PRECISIONS
+
 #: ``SamplingOptions`` field -> the flag that sets it, for error messages.
 FLAGS = {
     "num_steps": "--steps",
@@ -38,7 +40,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--dit``, ``--vae`` and ``--device``."""
+    """``--model``, ``--dit``, ``--vae``, ``--device`` and ``--precision``."""
     parser.add_argument("--model", metavar="NAME",
                         help="shipped model name or model folder (dit/ + vae/) (default: lavin-tiny unless "
                              "--dit and --vae are both given)")
@@ -49,6 +51,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ST-VAE checkpoint replacing the model's: a save_pretrained folder, the authors' "
                              "stvae.pt, or random:PRESET")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--precision", choices=PRECISIONS, metavar="P",
+                        help="the J-DiT's arithmetic while sampling: fp32, bf16 (autocast) or auto (bf16 where the "
+                             "device multiplies bf16 in hardware: a GPU, a CPU with AVX-512 BF16 or AMX) "
+                             "(default: the model's recommended one, else fp32)")
 
 
 def sampling_options(args: argparse.Namespace, **fields):
@@ -77,7 +83,8 @@ def open_pipeline(args: argparse.Namespace, options, *, combining: bool):
     ``InContextPipeline.resolve``; a step count or schedule the sampler cannot take fails here)."""
     from lavin_core.pipeline import load_pipeline
 
-    pipe = load_pipeline(model_spec(args), dit=args.dit, vae=args.vae, sampler=args.sampler, device=args.device)
+    pipe = load_pipeline(model_spec(args), dit=args.dit, vae=args.vae, sampler=args.sampler, device=args.device,
+                         precision=args.precision)
     return pipe, pipe.resolve(options, combining=combining)
 
 

@@ -24,7 +24,8 @@ shows whether a task is limited by the autoencoder or by the denoiser.
 
 ``bench.json`` (``SCHEMA`` names its version; keys added in a minor change never move):
     schema, model, seed, count, num_pairs (the table's), image_size, sampler, num_steps,
-    guidance_scale, temperature, ensemble_size, baselines, references, task_options;
+    sampling_dtype (the J-DiT's matmuls: float32, bfloat16, ...), guidance_scale, temperature,
+    ensemble_size, baselines, references, task_options;
     tasks: {name: {main_metric, metrics, higher_is_better, held_out, split, plugin, scores:
     {method: {metric: value or null}}, best_baseline, wins}};
     wins_on_trained, trained_count, wins_on_held_out, held_out_count, wins_on_unknown, unknown_count
@@ -128,6 +129,7 @@ def run_bench(
         "image_size": size,
         "sampler": sampler_name(pipe.sampler),
         "num_steps": len(pipe.sampler.timesteps(num_steps)) - 1,
+        "sampling_dtype": str(pipe.sampling_dtype).removeprefix("torch."),
         "guidance_scale": pipe.guidance_scale if guidance_scale is None else guidance_scale,
         "temperature": pipe.temperature if temperature is None else temperature,
         "ensemble_size": ensemble_size,
@@ -288,7 +290,8 @@ def markdown_table(result: dict[str, Any]) -> str:
             lines.append(f"| {name} | {line['main_metric']} | {result['model']} | " + " | ".join(map(_number, line["model"])) + " |")
             lines.append("|  |  | best baseline | " + " | ".join(map(_number, line["best_baseline"])) + " |")
     summary = (f"{summary_line(result)}; {result['count']} cases per task, {result['num_pairs']} "
-               f"example pairs, seed {result['seed']}, {result['sampler']} sampler, {result['num_steps']} steps, "
+               f"example pairs, seed {result['seed']}, {result['sampler']} sampler, {result['num_steps']} steps"
+               f"{_dtype_text(result.get('sampling_dtype', 'float32'))}, "
                f"guidance {result['guidance_scale']}, temperature {result.get('temperature', 1.0)}, "
                f"{_samples_text(result.get('ensemble_size', 1))}.")
     if result.get("per_frame_count"):
@@ -341,6 +344,10 @@ def write_bench(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path
     write_text(json_path, json.dumps(json_ready(result), indent=2) + "\n")
     write_text(md_path, markdown_table(result))
     return json_path, md_path
+
+
+def _dtype_text(dtype: str) -> str:
+    return "" if dtype == "float32" else f" (J-DiT in {dtype})"
 
 
 def _samples_text(ensemble_size: int) -> str:

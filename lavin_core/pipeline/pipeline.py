@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from lavin_core.context import ExamplePair, TaskContext
 from lavin_core.data.images import check_size, decode_side, processing_shape, resize, to_pixels
 from lavin_core.data.latents import LatentCache
+from lavin_core.devices import autocast_dtype, check_precision
 from lavin_core.errors import LavinError
 from lavin_core.flow import randn_like
 from lavin_core.interfaces import Denoiser, Encoder, Sampler, StepCallback, Task
@@ -72,11 +73,18 @@ class InContextPipeline:
     each query at its own size), or what a model folder's ``model_index.json`` recommends
     (lavin-tiny: CFG 2.5, 6 samples, queries processed at 64 px). ``guidance_scale`` and
     ``temperature`` override those two defaults.
+
+    ``precision`` is the arithmetic of the J-DiT while sampling: ``fp32``, ``bf16`` (autocast:
+    matmuls and attention in bfloat16, the latents and the sampler's updates in the models' own
+    dtype) or ``auto`` (bf16 where the device multiplies bf16 in hardware, a CUDA GPU or a CPU with
+    AVX-512 BF16 or AMX, else fp32; ``devices.native_bf16``). The ST-VAE always runs in the models'
+    own dtype: bf16 convolutions measured 0.53x the float32 encoder's speed on an AVX-512 BF16 CPU
+    and moved decoded pixels by up to 0.04, while the J-DiT is where the time goes.
     """
 
     def __init__(self, encoder: Encoder, denoiser: Denoiser, sampler: Sampler | None = None, *,
                  defaults: SamplingOptions | None = None, guidance_scale: float | None = None,
-                 temperature: float | None = None):
+                 temperature: float | None = None, precision: str = "fp32"):
         chosen = SamplingOptions(guidance_scale=guidance_scale, temperature=temperature)
         self.defaults = model_defaults(chosen.merged_over(defaults or SamplingOptions()))
         if encoder.latent_channels != denoiser.in_channels:
@@ -86,6 +94,7 @@ class InContextPipeline:
             )
         self.encoder, self.denoiser = encoder, denoiser
         self.sampler = sampler if sampler is not None else EulerSampler()
+        self.precision = precision
         #: The model folder it was loaded from (``load_pipeline``), whose index gave ``defaults``.
         self.folder: folders.ModelFolder | None = None
 
@@ -111,6 +120,20 @@ class InContextPipeline:
     @property
     def dtype(self) -> torch.dtype:
         return _module_device_dtype(self.denoiser)[1]
+
+    @property
+    def precision(self) -> str:
+        """The J-DiT's arithmetic while sampling: ``auto``, ``fp32`` or ``bf16`` (see the class docstring)."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self._precision = check_precision(value)
+
+    @property
+    def sampling_dtype(self) -> torch.dtype:
+        """The dtype the J-DiT's matmuls run in: ``precision`` resolved on the pipeline's device."""
+        return autocast_dtype(self.precision, self.device) or self.dtype
 
     @property
     def size_multiple(self) -> int:
@@ -292,14 +315,16 @@ class InContextPipeline:
                 if callback is not None:
                     callback(step, t, z)
 
+            autocast = autocast_dtype(self.precision, self.device)
             for rows in batches:
                 cond = torch.stack([encoded[jobs[r].context][0] for r in rows])
                 null = null_context(torch.stack([encoded[jobs[r].context][1] for r in rows]))
-                sampled = sampler.sample(
-                    self.denoiser, torch.stack([noises[r] for r in rows]), cond, null_cond=null,
-                    guidance_scale=opts.guidance_scale, num_steps=opts.num_steps, generator=generator,
-                    callback=on_step, progress=False,
-                )
+                with torch.autocast(self.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+                    sampled = sampler.sample(
+                        self.denoiser, torch.stack([noises[r] for r in rows]), cond, null_cond=null,
+                        guidance_scale=opts.guidance_scale, num_steps=opts.num_steps, generator=generator,
+                        callback=on_step, progress=False,
+                    ).to(self.dtype)
                 if not torch.isfinite(sampled).all():
                     raise LavinError(
                         "the sampled latents hold NaN or infinite values: the model weights or the inputs are not "
@@ -428,6 +453,7 @@ def load_pipeline(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
     seed: int = 0,
+    precision: str | None = None,
     **sampler_options: Any,
 ) -> InContextPipeline:
     """An ``InContextPipeline`` from a named model or from checkpoints.
@@ -439,6 +465,8 @@ def load_pipeline(
     (default float32).
     ``sampler``: a ``Sampler`` or a name in ``samplers.SAMPLERS`` built with ``sampler_options``.
     ``seed`` initialises ``random:PRESET`` models (the global RNG is left untouched).
+    ``precision`` (``auto``, ``fp32``, ``bf16``): the J-DiT's arithmetic while sampling (see
+    ``InContextPipeline``); default: what the model folder recommends, else ``fp32``.
     The pipeline's ``defaults`` are the model's recommended sampling settings (its
     ``model_index.json``: steps, CFG scale, temperature, ensemble size, processing size, pairs) when both
     parts are the model's own, else the official ones (CFG 1.5, one sample, queries at their own size).
@@ -449,11 +477,14 @@ def load_pipeline(
         missing = "vae" if vae is None else "dit"
         raise ValueError(f"{missing}= is missing: pass both dit= and vae=, or a model name such as "
                          f"{folders.DEFAULT_MODEL!r}")
+    if precision is not None:
+        check_precision(precision)
     recommended, folder = None, None
     if model is not None:
         folder = folders.get_model(model)
         if dit is None and vae is None:
             recommended = folder.recommended
+            precision = precision or folder.precision
         dit = folder.dit if dit is None else dit
         vae = folder.vae if vae is None else vae
     if isinstance(sampler, str):
@@ -465,6 +496,7 @@ def load_pipeline(
         load_denoiser(dit, device=device, dtype=dtype, seed=seed),
         sampler,
         defaults=recommended,
+        precision=precision or "fp32",
     )
     pipe.folder = folder if model is not None else None
     return pipe

@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from lavin_core.devices import check_precision
 from lavin_core.errors import CheckpointError, UnknownNameError
 from lavin_core.samplers.options import OptionError, SamplingOptions
 
@@ -95,6 +96,16 @@ class ModelFolder:
         except OptionError as err:
             key = next(k for k, option in RECOMMENDED_KEYS.items() if option == err.field)
             raise CheckpointError(f"{self.path / INDEX_FILE}: {key}: {err}") from None
+
+    @property
+    def precision(self) -> str | None:
+        """The sampling precision the model's tables were measured at (``auto``, ``fp32`` or
+        ``bf16``; see ``InContextPipeline``), or None when the index does not say."""
+        value = self.index.get("precision")
+        try:
+            return None if value is None else check_precision(value, f"{self.path / INDEX_FILE}: precision")
+        except ValueError as err:
+            raise CheckpointError(str(err)) from None
 
     @property
     def max_pairs(self) -> int | None:

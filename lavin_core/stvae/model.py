@@ -223,16 +223,22 @@ class STVAE(PretrainedMixin, Encoder):
         return pixels
 
     def forward(self, pixels: Tensor, *, generator: torch.Generator | None = None,
-                guide: Tensor | None = None, latent_noise: float = 0.0) -> tuple[Tensor, DiagonalGaussian]:
+                guide: Tensor | None = None, latent_noise: float = 0.0,
+                latents: Tensor | None = None) -> tuple[Tensor, DiagonalGaussian]:
         """Training pass: ``(reconstruction, posterior)``.
 
         Decodes a posterior sample (drawn from ``generator``, or the global RNG) in training mode
         and when a ``generator`` is given, otherwise the mean, guided by ``guide`` when given (see
         ``decode``). ``latent_noise`` > 0 adds noise of up to that fraction of the latents' RMS
         before decoding (``latent_noise.noisy_latents``: a decoder for a denoiser's estimates).
-        The reconstruction is the raw decoder output (not clamped), so losses keep their gradients.
+        ``latents``: normalized latents to decode instead of the posterior's, e.g. a J-DiT's
+        estimates of ``pixels``' (``lavin_core.train.estimates``); the posterior of ``pixels``
+        is still returned. The reconstruction is the raw decoder output (not clamped), so losses
+        keep their gradients.
         """
         posterior = self.posterior(pixels)
+        if latents is not None:
+            return self.decode_raw(self.denormalize(latents.to(pixels.dtype)), guide=guide), posterior
         z = posterior.sample(generator) if self.training or generator is not None else posterior.mean
         return self.decode_raw(noisy_latents(z, latent_noise, generator), guide=guide), posterior
 

@@ -12,7 +12,8 @@ A config file has one table per section below; every key is optional except ``[t
     [train]      batch_size (global), precision, grad_clip, ema_decay, cfg_dropout
     [checkpoint] every, keep_last, async_save
     [samples]    every, count, num_steps, guidance_scale
-    [vae]        image_steps, loss weights, adversarial_start_step, discriminator_lr, train_encoder
+    [vae]        image_steps, loss weights, adversarial_start_step, discriminator_lr, train_encoder,
+                 latent_noise, denoiser, estimate_share, estimate_steps
 
 ``load_config`` checks every key and type before anything runs: ``optimizer.lrr`` fails with
 its key path and the keys that would work. ``dump_toml`` writes the resolved config back out.
@@ -34,6 +35,7 @@ from typing import Any, Literal
 import attrs
 from attrs import validators as v
 
+from lavin_core.devices import PRECISIONS
 from lavin_core.errors import LavinError
 
 
@@ -165,7 +167,7 @@ class TrainingConfig:
     #: Samples per optimizer step over all ranks; must divide by the number of ranks.
     batch_size: int = attrs.field(default=8, validator=_positive_int)
     #: ``auto``: bf16 autocast on CUDA, float32 on the CPU.
-    precision: Literal["auto", "fp32", "bf16"] = attrs.field(default="auto", validator=v.in_(("auto", "fp32", "bf16")))
+    precision: Literal["auto", "fp32", "bf16"] = attrs.field(default="auto", validator=v.in_(PRECISIONS))
     #: Clip the global gradient norm to this; 0 turns clipping off.
     grad_clip: float = attrs.field(default=1.0, validator=_non_negative_float)
     ema_decay: float = attrs.field(default=0.9999, validator=_probability)
@@ -220,6 +222,13 @@ class VAEStageConfig:
     #: (``lavin_core.stvae.latent_noise``): a decoder for a J-DiT's estimates rather than for
     #: clean latents. 0 (the default) decodes the posterior sample as it is.
     latent_noise: float = attrs.field(default=0.0, validator=[_finite, v.ge(0.0), v.le(1.0)])
+    #: A trained J-DiT (model name or folder, or J-DiT checkpoint) whose sampled answers the
+    #: decoder learns to decode into the true targets on ``estimate_share`` of the steps
+    #: (``lavin_core.train.estimates``); its contexts hold ``data.min_pairs`` to ``max_pairs``
+    #: pairs, its samples take ``estimate_steps`` Euler steps. Needs the encoder frozen. "" = none.
+    denoiser: str = ""
+    estimate_share: float = attrs.field(default=0.5, validator=[_finite, v.ge(0.0), v.le(1.0)])
+    estimate_steps: int = attrs.field(default=10, validator=_positive_int)
 
 
 @attrs.frozen(kw_only=True)
@@ -246,6 +255,9 @@ class TrainConfig:
         if self.run.stage == "vae" and not self.vae.train_encoder and not self.model.init:
             raise ValueError("vae.train_encoder = false keeps the encoder as it starts: set model.init to "
                              "the trained ST-VAE whose encoder to keep (e.g. runs/lavin-tiny-vae/export)")
+        if self.run.stage == "vae" and self.vae.denoiser and self.vae.train_encoder:
+            raise ValueError(f"vae.denoiser = {self.vae.denoiser!r} reads and writes the latents of the encoder it "
+                             "was trained on: set vae.train_encoder = false (and model.init to that ST-VAE)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -49,14 +49,15 @@ def data_sources(config: TrainConfig, *, encoder: Encoder | None = None) -> dict
 
 
 def make_loader(config: TrainConfig, info: DistInfo, *, encoder: Encoder | None = None,
-                min_pairs: int | None = None, max_pairs: int | None = None) -> ContextLoader:
-    """This rank's loader; with ``encoder`` every batch holds latents (pixels are encoded in it)."""
+                min_pairs: int | None = None, max_pairs: int | None = None, seed: int | None = None) -> ContextLoader:
+    """This rank's loader; with ``encoder`` every batch holds latents (pixels are encoded in it).
+    ``seed``: the loader's seed (default ``run.seed``), for a second stream of contexts."""
     return ContextLoader(
         data_sources(config, encoder=encoder),
         batch_size=config.train.batch_size,
         min_pairs=min_pairs or config.data.min_pairs,
         max_pairs=max_pairs or config.data.max_pairs,
-        seed=config.run.seed,
+        seed=config.run.seed if seed is None else seed,
         rank=info.rank,
         world_size=info.world_size,
         encoder=encoder,

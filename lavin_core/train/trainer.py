@@ -28,7 +28,7 @@ import torch
 
 from lavin_core.atomic import write_text
 from lavin_core.checkpoint import load_pretrained_into, read_pretrained_weights
-from lavin_core.devices import native_bf16
+from lavin_core.devices import autocast_dtype
 from lavin_core.errors import LavinError
 from lavin_core.pretrained import model_part
 from lavin_core.train import distributed as dist_utils
@@ -56,14 +56,6 @@ def lr_factor(step: int, *, total_steps: int, warmup_steps: int, decay: str, min
         return 1.0
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast for ``bf16``, and for ``auto`` where the device has native bf16 matmuls (CUDA,
-    a CPU with AVX-512 BF16 or AMX: ``devices.native_bf16``); none (float32) otherwise."""
-    if precision == "bf16" or (precision == "auto" and native_bf16(device)):
-        return torch.bfloat16
-    return None
 
 
 def seed_everything(seed: int) -> None:

@@ -27,12 +27,14 @@ from lavin_core.train.config import TrainConfig
 from lavin_core.train.data import data_sources, make_loader
 from lavin_core.train.dit_stage import generator_for
 from lavin_core.train.distributed import DistInfo
+from lavin_core.train.estimates import TargetEstimator, is_estimate_step
 from lavin_core.train.optim import make_optimizer
 from lavin_core.train.parallelize import choose_parallel, parallelize, plan, unwrap
 
 
 class VAEObjective(nn.Module):
-    """``forward(pixels, step, generator, discriminator, guide)`` -> (reconstruction, loss terms incl. ``total``)."""
+    """``forward(pixels, step, generator, discriminator, guide, latents)`` -> (reconstruction, loss terms
+    incl. ``total``); ``latents``, when given, are decoded in place of the posterior's (a J-DiT's estimates)."""
 
     def __init__(self, model: STVAE, weights: LossWeights, *, autocast_dtype: torch.dtype | None,
                  latent_noise: float = 0.0):
@@ -43,11 +45,11 @@ class VAEObjective(nn.Module):
         self.latent_noise = latent_noise
 
     def forward(self, pixels: Tensor, step: int, generator: torch.Generator, discriminator: nn.Module | None,
-                guide: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                guide: Tensor | None = None, latents: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         with torch.autocast(pixels.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
             reconstruction, posterior = self.model(pixels, generator=generator, guide=guide,
-                                                   latent_noise=self.latent_noise)
+                                                   latent_noise=self.latent_noise, latents=latents)
             terms = self.loss(pixels, reconstruction.float(), posterior, step=step, discriminator=discriminator)
         return reconstruction, terms
 
@@ -80,38 +82,61 @@ class VAEStage:
             self.parallel_discriminator.parameters(), lr=vc.discriminator_lr, betas=(0.5, 0.9))
         # One pair per context is the loader's minimum; its query input and target are the images.
         self.loader = make_loader(config, info, min_pairs=1, max_pairs=1)
+        self.estimator: TargetEstimator | None = None
+        if vc.denoiser:
+            # Whole contexts (the J-DiT's pair counts) from a stream of their own.
+            self.estimate_loader = make_loader(config, info, seed=mix_seed(config.run.seed, 0xE5))
+            self.estimator = TargetEstimator.load(vc.denoiser, encoder=self.model, num_steps=vc.estimate_steps,
+                                                  device=info.device, precision="fp32" if autocast_dtype is None else "bf16")
         self._last_reconstruction: tuple[Tensor, Tensor] | None = None
         self._grid_loader: ContextLoader | None = None
 
-    def pixels(self, step: int) -> tuple[Tensor, Tensor | None]:
-        """This rank's pixels for ``step`` and their guides: the query inputs and targets
-        ``(2B, 3, T, H, W)`` and no guide, or for a query-guided ST-VAE the targets ``(B, 3, T, H, W)``
-        and their queries as guides (``guide_frames``)."""
-        batch = self.loader.batch(step)
+    def estimates_at(self, step: int) -> bool:
+        """Whether ``step`` decodes the J-DiT's estimates: ``estimate_share`` of the steps, evenly spread."""
+        return self.estimator is not None and is_estimate_step(step, self.config.vae.estimate_share)
+
+    def pixels(self, step: int) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """This rank's pixels for ``step``, their guides and the latents to decode in place of theirs:
+        the query inputs and targets ``(2B, 3, T, H, W)`` and no guide, or for a query-guided ST-VAE
+        the targets ``(B, 3, T, H, W)`` and their queries as guides (``guide_frames``); on an
+        estimate step (``estimates_at``) the targets of whole contexts and the J-DiT's estimates of
+        their latents, else no latents."""
+        latents = None
+        if self.estimates_at(step):
+            batch = self.estimate_loader.batch(step)
+            latents = self.estimator(batch, generator_for(mix_seed(self.config.run.seed, 0xE5), step, self.info.rank))
+        else:
+            batch = self.loader.batch(step)
         if batch.latent:
             raise ValueError('the vae stage trains on pixels; use data.source = "generators" or "templates"')
         guide = None
-        if self.model.takes_guide:
+        if self.model.takes_guide or latents is not None:
             pixels = batch.target
             guide = guide_frames(batch.query, pixels.shape[2], tuple(pixels.shape[-2:]))
         else:
             pixels = torch.cat([batch.query, batch.target]) if batch.query.shape == batch.target.shape else batch.query
+        if not self.model.takes_guide:
+            guide = None
         if step < self.config.vae.image_steps:
             pixels = pixels[:, :, :1]  # the image stage
             guide = None if guide is None else guide[:, :, :1]
-        return pixels.to(self.info.device), None if guide is None else guide.to(self.info.device)
+            latents = None if latents is None else latents[:, :, :1]  # causal: latent frame 0 is pixel frame 0
+        return tuple(None if x is None else x.to(self.info.device) for x in (pixels, guide, latents))
 
     def loss(self, objective: nn.Module, step: int) -> tuple[Tensor, dict[str, float]]:
-        pixels, guide = self.pixels(step)
+        pixels, guide, latents = self.pixels(step)
         generator = generator_for(self.config.run.seed, step, self.info.rank)
         adversarial = step >= self.weights.adversarial_start_step and self.weights.adversarial_weight > 0
         # The autoencoder's adversarial term runs the discriminator outside its DDP wrapper (no
         # gradient sync); the gradients it leaves on the discriminator are cleared before the
         # discriminator's own update. (Toggling requires_grad instead would break FSDP2.)
-        reconstruction, terms = objective(pixels, step, generator, self.discriminator if adversarial else None, guide)
+        reconstruction, terms = objective(pixels, step, generator, self.discriminator if adversarial else None, guide,
+                                          latents)
         self._last_reconstruction = (pixels, reconstruction.detach()) if adversarial else None
         metrics = {f"loss_{k}": v.item() for k, v in terms.items() if k != "total"}
         metrics["stage_joint"] = float(step >= self.config.vae.image_steps)
+        if self.estimator is not None:
+            metrics["estimates"] = float(latents is not None)
         return terms["total"], metrics
 
     def after_step(self, step: int) -> dict[str, float]:
