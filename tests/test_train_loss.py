@@ -1,9 +1,12 @@
-"""A few hundred CPU steps of the tiny J-DiT on one task cut the flow-matching loss clearly."""
+"""A few hundred CPU steps of the tiny J-DiT on one task cut the flow-matching loss clearly; each
+log line holds the means of its window."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lavin_core.data.cache import StaleCacheError, build_cache
 from lavin_core.pipeline import load_pipeline
@@ -60,3 +63,21 @@ def test_dit_trains_from_a_latent_cache_built_with_its_encoder(tmp_path):
     with pytest.raises(StaleCacheError, match="was built with encoder"):
         train(load_config(config_path, [*overrides, f"model.vae='{other_vae.as_posix()}'"]), tmp_path / "run2")
     assert not (tmp_path / "run2" / "checkpoints").exists()
+
+
+@settings(max_examples=30, deadline=None)
+@given(losses=st.lists(st.floats(0.0, 10.0), min_size=1, max_size=12), every=st.integers(1, 3))
+def test_a_log_line_holds_the_means_of_its_window(losses, every):
+    from lavin_core.train.trainer import LogWindow
+
+    window = LogWindow()
+    for i, loss in enumerate(losses):
+        terms = {"loss_a": 2 * loss, **({"loss_b": float(i)} if i % every == 0 else {})}
+        window.add(torch.tensor([loss], dtype=torch.float32), terms)
+    mean, terms = window.means()
+    assert mean == pytest.approx(sum(losses) / len(losses), rel=1e-5, abs=1e-6)
+    assert terms["loss_a"] == pytest.approx(2 * sum(losses) / len(losses), rel=1e-5, abs=1e-6)
+    present = [float(i) for i in range(len(losses)) if i % every == 0]
+    assert terms["loss_b"] == pytest.approx(sum(present) / len(present))  # over the steps that had it
+    window.add(torch.tensor([1.0]), {"loss_a": 3.0})
+    assert window.means() == (pytest.approx(1.0), {"loss_a": 3.0})  # a new window after each line

@@ -225,7 +225,8 @@ class VAEStageConfig:
     #: A trained J-DiT (model name or folder, or J-DiT checkpoint) whose sampled answers the
     #: decoder learns to decode into the true targets on ``estimate_share`` of the steps
     #: (``lavin_core.train.estimates``); its contexts hold ``data.min_pairs`` to ``max_pairs``
-    #: pairs, its samples take ``estimate_steps`` Euler steps. Needs the encoder frozen. "" = none.
+    #: pairs, its samples take ``estimate_steps`` Euler steps. Needs the encoder frozen, and one
+    #: process or DDP (the estimates are encoded outside the wrapper, which FSDP2 shards). "" = none.
     denoiser: str = ""
     estimate_share: float = attrs.field(default=0.5, validator=[_finite, v.ge(0.0), v.le(1.0)])
     estimate_steps: int = attrs.field(default=10, validator=_positive_int)

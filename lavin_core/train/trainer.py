@@ -79,6 +79,32 @@ def build_stage(config: TrainConfig, info: dist_utils.DistInfo):
     return VAEStage(config, info, dtype)
 
 
+class LogWindow:
+    """The loss and the stage's terms of the steps since the last log line, for their means.
+
+    One batch holds one task of the mix, so a single step's loss swings with the task drawn;
+    the mean over the ``run.log_every`` steps is the curve worth plotting. The loss is summed as
+    a tensor (no device sync per step); a term a step lacks is averaged over the steps that have it.
+    """
+
+    def __init__(self):
+        self.loss, self.steps, self.sums, self.counts = None, 0, {}, {}
+
+    def add(self, loss: torch.Tensor, terms: dict[str, float]) -> None:
+        self.loss = loss.detach() if self.loss is None else self.loss + loss.detach()
+        self.steps += 1
+        for key, value in terms.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self) -> tuple[float, dict[str, float]]:
+        """``(mean loss, {term: mean})`` of the window, which then starts again."""
+        loss = (self.loss / self.steps).item()
+        terms = {key: self.sums[key] / self.counts[key] for key in self.sums}
+        self.__init__()
+        return loss, terms
+
+
 def _grad_norm(parameters: list[torch.nn.Parameter], clip: float) -> float:
     """Clip the global gradient norm to ``clip`` (if positive) and return the norm before clipping."""
     grads = [p for p in parameters if p.grad is not None]
@@ -158,6 +184,7 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
     logger = MetricsLogger(run_dir, total_steps=config.run.steps, start_step=start, enabled=info.is_main)
     last_saved = latest if start else None
     samples_since_log = 0
+    window = LogWindow()
     try:
         for step in range(start, config.run.steps):
             objective.train()
@@ -176,13 +203,15 @@ def _train(config: TrainConfig, run_dir: Path, info: dist_utils.DistInfo, *, res
             scheduler.step()
             ema.update(model)
             extra.update(stage.after_step(step))
+            window.add(reported, extra)
             samples_since_log += config.train.batch_size
             done = step + 1
             if done % config.run.log_every == 0 or done == config.run.steps:
-                # The stage's terms of this step, averaged over ranks like the loss (every rank has the same keys).
-                terms = dist_utils.mean_over_ranks(torch.tensor(list(extra.values()), dtype=torch.float64), info)
-                record = {"loss": reported.item(), "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
-                          **dict(zip(extra, terms.tolist()))}
+                # The window's means; the stage's terms averaged over ranks like the loss (every rank has the same keys).
+                mean_loss, means = window.means()
+                terms = dist_utils.mean_over_ranks(torch.tensor(list(means.values()), dtype=torch.float64), info)
+                record = {"loss": mean_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                          **dict(zip(means, terms.tolist()))}
                 if compiled:  # seconds spent compiling so far (the first steps compile, later shapes may)
                     record["compile_s"] = compile_seconds() - compiling_before
                 logger.log(done, record, samples=samples_since_log)

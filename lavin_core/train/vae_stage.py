@@ -84,6 +84,9 @@ class VAEStage:
         self.loader = make_loader(config, info, min_pairs=1, max_pairs=1)
         self.estimator: TargetEstimator | None = None
         if vc.denoiser:
+            if choose_parallel(self.model, config.model.parallel, info) == "fsdp":
+                raise ValueError(f"vae.denoiser = {vc.denoiser!r} encodes its contexts with the unsharded encoder: "
+                                 'run it in one process or with model.parallel = "ddp", not FSDP2')
             # Whole contexts (the J-DiT's pair counts) from a stream of their own.
             self.estimate_loader = make_loader(config, info, seed=mix_seed(config.run.seed, 0xE5))
             self.estimator = TargetEstimator.load(vc.denoiser, encoder=self.model, num_steps=vc.estimate_steps,
