@@ -302,3 +302,21 @@ def test_task_options_and_a_task_drawn_per_context(files, capsys, monkeypatch):
     status, _, err = run(["--task", "semantic_segmentation", "--task-option", "palette=3", "--query", files["query"],
                           *MODELS, *FAST, "--out", str(out)], capsys)
     assert status == 2 and "no task among semantic_segmentation takes option 'palette'" in err
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "bench"])
+def test_schedule_reaches_the_sampler_every_command_samples_with(command):
+    """demo and bench sample through ``pipe.sampler``: ``--schedule`` must be in it, not only in the options."""
+    import argparse
+
+    from lavin_core.cli.sampling import add_model_arguments, add_sampling_arguments, open_pipeline, sampling_options
+
+    parser = argparse.ArgumentParser(prog=f"lavin {command}")
+    add_model_arguments(parser)
+    add_sampling_arguments(parser)
+    args = parser.parse_args([*MODELS, "--steps", "7", "--schedule", "shifted"])
+    pipe, options = open_pipeline(args, sampling_options(args), combining=command != "run")
+    assert options.schedule == "shifted" and pipe.sampler.schedule == "shifted"
+    plain = parser.parse_args(MODELS)
+    pipe, _ = open_pipeline(plain, sampling_options(plain), combining=True)
+    assert pipe.sampler.schedule != "shifted"

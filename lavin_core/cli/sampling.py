@@ -85,7 +85,10 @@ def open_pipeline(args: argparse.Namespace, options, *, combining: bool):
 
     pipe = load_pipeline(model_spec(args), dit=args.dit, vae=args.vae, sampler=args.sampler, device=args.device,
                          precision=args.precision)
-    return pipe, pipe.resolve(options, combining=combining)
+    resolved = pipe.resolve(options, combining=combining)
+    # demo and bench sample through pipe.sampler, so --schedule goes into it (it reached only `lavin run` before)
+    pipe.sampler = pipe.sampler_for(resolved)
+    return pipe, resolved
 
 
 def compile_if_long(pipe, options, *, queries: int, num_pairs: int, size: int) -> None:

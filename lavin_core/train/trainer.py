@@ -88,6 +88,9 @@ class LogWindow:
     """
 
     def __init__(self):
+        self._reset()
+
+    def _reset(self) -> None:
         self.loss, self.steps, self.sums, self.counts = None, 0, {}, {}
 
     def add(self, loss: torch.Tensor, terms: dict[str, float]) -> None:
@@ -101,7 +104,7 @@ class LogWindow:
         """``(mean loss, {term: mean})`` of the window, which then starts again."""
         loss = (self.loss / self.steps).item()
         terms = {key: self.sums[key] / self.counts[key] for key in self.sums}
-        self.__init__()
+        self._reset()
         return loss, terms
 
 

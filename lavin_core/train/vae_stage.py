@@ -112,14 +112,11 @@ class VAEStage:
             batch = self.loader.batch(step)
         if batch.latent:
             raise ValueError('the vae stage trains on pixels; use data.source = "generators" or "templates"')
-        guide = None
         if self.model.takes_guide or latents is not None:
             pixels = batch.target
-            guide = guide_frames(batch.query, pixels.shape[2], tuple(pixels.shape[-2:]))
         else:
             pixels = torch.cat([batch.query, batch.target]) if batch.query.shape == batch.target.shape else batch.query
-        if not self.model.takes_guide:
-            guide = None
+        guide = guide_frames(batch.query, pixels.shape[2], tuple(pixels.shape[-2:])) if self.model.takes_guide else None
         if step < self.config.vae.image_steps:
             pixels = pixels[:, :, :1]  # the image stage
             guide = None if guide is None else guide[:, :, :1]
