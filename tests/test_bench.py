@@ -200,6 +200,16 @@ def test_bench_command(folder, tmp_path, capsys):
     assert main(["bench", "--model", str(folder), "--count", "0"]) == 2
 
 
+def test_bench_with_test_time_adaptation_says_so(folder, tmp_path, capsys):
+    out = tmp_path / "bench"
+    status = main(["bench", "--model", str(folder), "--tasks", "edges", "--count", "1", "--num-pairs", "2",
+                   "--steps", "2", "--adapt-steps", "2", "--adapt-lr", "1e-4", "--out", str(out), "--no-progress"])
+    assert status == 0, capsys.readouterr().err
+    result = json.loads((out / "bench.json").read_text())
+    assert (result["adapt_steps"], result["adapt_lr"]) == (2, 1e-4)
+    assert "the J-DiT adapted 2 steps to each context's pairs (learning rate 0.0001" in (out / "bench.md").read_text()
+
+
 def test_bench_command_takes_another_sampler(folder, tmp_path, capsys):
     out = tmp_path / "bench"
     status = main(["bench", "--model", str(folder), "--tasks", "edges", "--count", "1", "--num-pairs", "1",

@@ -320,3 +320,23 @@ def test_schedule_reaches_the_sampler_every_command_samples_with(command):
     plain = parser.parse_args(MODELS)
     pipe, _ = open_pipeline(plain, sampling_options(plain), combining=True)
     assert pipe.sampler.schedule != "shifted"
+
+
+def test_adaptation_flags_reach_the_pipelines_defaults_and_bad_ones_name_their_flag(capsys):
+    """``--adapt-steps`` / ``--adapt-lr`` go into ``pipe.defaults``, which demo and bench sample with."""
+    import argparse
+
+    from lavin_core.cli.sampling import add_model_arguments, add_sampling_arguments, open_pipeline, sampling_options
+
+    parser = argparse.ArgumentParser(prog="lavin bench")
+    add_model_arguments(parser)
+    add_sampling_arguments(parser)
+    args = parser.parse_args([*MODELS, "--adapt-steps", "3", "--adapt-lr", "1e-3"])
+    pipe, options = open_pipeline(args, sampling_options(args), combining=True)
+    assert (options.adapt_steps, options.adapt_lr) == (3, 1e-3)
+    assert (pipe.defaults.adapt_steps, pipe.defaults.adapt_lr) == (3, 1e-3)
+    plain = parser.parse_args(MODELS)
+    pipe, _ = open_pipeline(plain, sampling_options(plain), combining=True)
+    assert pipe.defaults.adapt_steps == 0
+    with pytest.raises(ValueError, match=r"^--adapt-steps: the number of adaptation steps must be an integer >= 0"):
+        sampling_options(parser.parse_args([*MODELS, "--adapt-steps", "-2"]))

@@ -16,6 +16,7 @@ from lavin_core.errors import LavinError
 from lavin_core.interfaces import Denoiser, Encoder
 from lavin_core.pipeline import InContextPipeline, LatentCache, MemoryLatentCache, build_context, pixel_key
 from lavin_core.samplers import AdamsBashforthSampler, EulerSampler
+from lavin_core.samplers.options import SamplingOptions
 
 
 def rel(a: Tensor, b: Tensor) -> float:
@@ -244,6 +245,18 @@ def test_callback_progress_and_latent_output():
     assert out.predictions == () and out.latents[0].shape == (12, 1, 4, 4)
     with pytest.raises(ValueError, match="output_type='latent'"):
         _ = out.prediction
+
+
+def test_step_count_is_the_steps_a_call_takes():
+    """``pipe.step_count(options)``: what bench, demo and the app record, the steps the call really takes."""
+    pipe = InContextPipeline(UnshuffleEncoder(), MixingDenoiser(), EulerSampler(schedule="uniform"),
+                             defaults=SamplingOptions(num_steps=5))
+    for options, expected in ((None, 5), (SamplingOptions(), 5), (SamplingOptions(num_steps=3), 3),
+                              (SamplingOptions(num_steps=29, schedule="official"), 29)):
+        steps = []
+        pipe(make_context(), options=options, callback=lambda i, t, z: steps.append(i), output_type="latent",
+             progress=False)
+        assert pipe.step_count(options) == len(steps) == expected
 
 
 def test_outputs_as_pil_and_arrays():

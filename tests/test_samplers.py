@@ -181,6 +181,28 @@ def test_euler_is_the_papers_update_on_the_official_grid():
     assert EulerSampler().network_calls() == 19
 
 
+class CountingField:
+    """A zero velocity that counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, z, t, cond):
+        self.calls += 1
+        return torch.zeros_like(z)
+
+
+@pytest.mark.parametrize("sampler", [EulerSampler(), HeunSampler(), AdamsBashforthSampler()],
+                         ids=["euler", "heun", "adams-bashforth"])
+@pytest.mark.parametrize("num_steps", [None, 7])
+def test_step_count_and_network_calls_are_what_sampling_does(sampler, num_steps):
+    field, steps = CountingField(), []
+    sampler.sample(field, torch.zeros(1, 4, 1, 2, 2), torch.zeros(1, 4, 2, 2, 2), num_steps=num_steps,
+                   callback=lambda step, t, z: steps.append(step))
+    assert sampler.step_count(num_steps) == len(steps)
+    assert sampler.network_calls(num_steps) == field.calls
+
+
 def test_euler_converges_at_first_order():
     assert 0.85 < slope(EulerSampler(schedule="uniform")) < 1.15
 

@@ -68,7 +68,7 @@ class Predictor:
     @property
     def num_steps(self) -> int:
         """The sampler steps the model recommends, else the sampler's own count."""
-        return len(self.pipe.sampler.timesteps(self.pipe.defaults.num_steps)) - 1
+        return self.pipe.step_count()
 
     def options(self, request: AppRequest, *, combining: bool) -> SamplingOptions:
         """The request's settings over the model's defaults, checked once (``SamplingOptions``)."""
@@ -104,7 +104,7 @@ class Predictor:
         size = self.pipe.processing_shape(*query.shape[-2:], options.processing_size)
         task = task_instance(task_at(request.task, size)) if registered else None
         pairs = self.pairs(request, task, resize(query, size), options)
-        steps = len(self.pipe.sampler_for(options).timesteps(options.num_steps)) - 1
+        steps = self.pipe.step_count(options)
         done = itertools.count(1)
         with self._lock:
             out = self.pipe(pairs=pairs, query=query, task=task, options=options, progress=False,

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                     ensemble_size=options.num_samples, photos=False if args.no_photos else None,
                     task_options=task_options(args.task_option, tasks), progress=not args.no_progress)
     meta = {"model": name, "seed": args.seed, "num_pairs": args.num_pairs, "image_size": size,
-            "sampler": args.sampler, "num_steps": len(pipe.sampler_for(options).timesteps(options.num_steps)) - 1,
+            "sampler": args.sampler, "num_steps": pipe.step_count(options),
             "sampling_dtype": str(pipe.sampling_dtype).removeprefix("torch."),
             "guidance_scale": options.guidance_scale, "temperature": options.temperature,
             "ensemble_size": options.num_samples}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+import attrs
+
 from lavin_core.devices import PRECISIONS
 
 #: ``SamplingOptions`` field -> the flag that sets it, for error messages.
@@ -17,11 +19,14 @@ FLAGS = {
     "seed": "--seed",
     "num_pairs": "--num-pairs",
     "processing_size": "--processing-size",
+    "adapt_steps": "--adapt-steps",
+    "adapt_lr": "--adapt-lr",
 }
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--sampler``, ``--steps``, ``--schedule``, ``--guidance``, ``--temperature`` and ``--ensemble``."""
+    """``--sampler``, ``--steps``, ``--schedule``, ``--guidance``, ``--temperature``, ``--ensemble``,
+    ``--adapt-steps`` and ``--adapt-lr``."""
     parser.add_argument("--sampler", default="euler", metavar="NAME",
                         help="euler (official), heun or adams-bashforth (default: euler)")
     parser.add_argument("--steps", type=int, metavar="N", help="sampling steps (default: the sampler's, 19 for euler)")
@@ -37,6 +42,13 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
                         help="samples per query, combined into one answer: by the task (mean image, median box, "
                              "the sample that agrees most with the others, ...) or, for a free label, by the "
                              "pixel mean (default: the model's recommended number for a task, else 1)")
+    parser.add_argument("--adapt-steps", type=int, metavar="N",
+                        help="test-time adaptation: fine-tune the J-DiT N steps on each context's own pairs "
+                             "(each held out in turn) before answering it, then restore it; needs 2 or more "
+                             "pairs, about 0.1 s a step for lavin-tiny on 2 CPU cores (default: the model's "
+                             "recommended number, else 0)")
+    parser.add_argument("--adapt-lr", type=float, metavar="LR",
+                        help="learning rate of --adapt-steps (AdamW; default: the model's, else 1e-3)")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +74,8 @@ def sampling_options(args: argparse.Namespace, **fields):
     from lavin_core.samplers.options import OptionError, SamplingOptions
 
     values = {"num_steps": args.steps, "schedule": args.schedule, "guidance_scale": args.guidance,
-              "temperature": args.temperature, "num_samples": args.ensemble, **fields}
+              "temperature": args.temperature, "num_samples": args.ensemble, "adapt_steps": args.adapt_steps,
+              "adapt_lr": args.adapt_lr, **fields}
     try:
         return SamplingOptions(**values)
     except OptionError as err:
@@ -86,8 +99,10 @@ def open_pipeline(args: argparse.Namespace, options, *, combining: bool):
     pipe = load_pipeline(model_spec(args), dit=args.dit, vae=args.vae, sampler=args.sampler, device=args.device,
                          precision=args.precision)
     resolved = pipe.resolve(options, combining=combining)
-    # demo and bench sample through pipe.sampler, so --schedule goes into it (it reached only `lavin run` before)
+    # demo and bench sample through pipe.sampler, so --schedule goes into it (it reached only `lavin run` before),
+    # and through pipe.defaults, so --adapt-steps and --adapt-lr go into those
     pipe.sampler = pipe.sampler_for(resolved)
+    pipe.defaults = attrs.evolve(pipe.defaults, adapt_steps=resolved.adapt_steps, adapt_lr=resolved.adapt_lr)
     return pipe, resolved
 
 

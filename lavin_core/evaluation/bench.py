@@ -47,6 +47,7 @@ from lavin_core.evaluation.cases import (BASELINES, EVAL_SEED, Case, better, bui
                                          json_ready, mean_scores, predict_samples, score)
 from lavin_core.evaluation.per_frame import PER_FRAME, has_per_frame_baseline, per_frame_predictions
 from lavin_core.samplers import sampler_name
+from lavin_core.samplers.options import SamplingOptions
 
 #: The reference column: the true target through the ST-VAE and back (the model's upper bound).
 CEILING = "vae_ceiling"
@@ -128,11 +129,13 @@ def run_bench(
         "num_pairs": counts[-1],
         "image_size": size,
         "sampler": sampler_name(pipe.sampler),
-        "num_steps": len(pipe.sampler.timesteps(num_steps)) - 1,
+        "num_steps": pipe.step_count(SamplingOptions(num_steps=num_steps)),
         "sampling_dtype": str(pipe.sampling_dtype).removeprefix("torch."),
         "guidance_scale": pipe.guidance_scale if guidance_scale is None else guidance_scale,
         "temperature": pipe.temperature if temperature is None else temperature,
         "ensemble_size": ensemble_size,
+        "adapt_steps": pipe.defaults.adapt_steps or 0,
+        "adapt_lr": pipe.defaults.adapt_lr,
         "baselines": [*BASELINES, *([PER_FRAME] if any(PER_FRAME in r["scores"] for r in results.values()) else [])],
         "references": [CEILING] if ceiling else [],
         "task_options": {name: o for name, o in options.items() if o},
@@ -293,7 +296,7 @@ def markdown_table(result: dict[str, Any]) -> str:
                f"example pairs, seed {result['seed']}, {result['sampler']} sampler, {result['num_steps']} steps"
                f"{_dtype_text(result.get('sampling_dtype', 'float32'))}, "
                f"guidance {result['guidance_scale']}, temperature {result.get('temperature', 1.0)}, "
-               f"{_samples_text(result.get('ensemble_size', 1))}.")
+               f"{_samples_text(result.get('ensemble_size', 1))}{_adapt_text(result)}.")
     if result.get("per_frame_count"):
         summary += (f" On the temporal metric it beats the per-frame model (each frame alone) on "
                     f"{result['temporal_wins_vs_per_frame']} of {result['per_frame_count']} video tasks.")
@@ -348,6 +351,12 @@ def write_bench(result: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path
 
 def _dtype_text(dtype: str) -> str:
     return "" if dtype == "float32" else f" (J-DiT in {dtype})"
+
+
+def _adapt_text(result: dict[str, Any]) -> str:
+    steps = result.get("adapt_steps", 0)
+    return (f", the J-DiT adapted {steps} steps to each context's pairs (learning rate {result['adapt_lr']:g}; one "
+            "pair: not adapted)") if steps else ""
 
 
 def _samples_text(ensemble_size: int) -> str:

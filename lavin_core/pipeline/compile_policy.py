@@ -128,9 +128,9 @@ def compile_pipeline_if_it_pays(pipe, options, *, queries: int, num_pairs: int, 
     """``compile_if_it_pays`` for an ``InContextPipeline`` about to answer ``queries`` queries of
     ``image_size`` images with ``num_pairs`` pairs each, under resolved ``SamplingOptions`` (``pipe.resolve``)."""
     config = getattr(pipe.denoiser, "config", None)
-    if not isinstance(config, JDiTConfig):
-        return False
-    steps = len(pipe.sampler_for(options).timesteps(options.num_steps)) - 1
+    if not isinstance(config, JDiTConfig) or options.adapt_steps:
+        return False  # adapting trains the blocks on other shapes than sampling's: they would recompile
+    steps = pipe.step_count(options)
     work = sampling_gflop(config, predictions=queries * (options.num_samples or 1), num_steps=steps,
                           num_pairs=num_pairs, latent_side=image_size // pipe.encoder.spatial_compression,
                           guided=options.guidance_scale != 1.0)

@@ -12,6 +12,7 @@ The path of a tensor: pixels ``(3, T, H, W)`` of ``[in_1, tgt_1, ..., in_N, tgt_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from lavin_core.devices import autocast_dtype, check_precision
 from lavin_core.errors import LavinError
 from lavin_core.flow import randn_like
 from lavin_core.interfaces import Denoiser, Encoder, Sampler, StepCallback, Task
+from lavin_core.pipeline.adaptation import adapted
 from lavin_core.pipeline.ensemble import combine_samples
 from lavin_core.pipeline.inputs import build_context
 from lavin_core.pipeline.output import InContextOutput
@@ -36,6 +38,7 @@ from lavin_core.pretrained import folders
 from lavin_core.pretrained.loading import load_denoiser, load_encoder
 from lavin_core.samplers import EulerSampler, get_sampler, null_context
 from lavin_core.samplers.options import OFFICIAL_GUIDANCE, SamplingOptions, model_defaults
+from lavin_core.seeds import mix_seed
 from lavin_core.stvae.guide import answer_shape, guide_frames
 
 #: A processing size this many times larger or smaller than the model's own gets a warning.
@@ -177,6 +180,11 @@ class InContextPipeline:
                              f"{type(self.sampler).__name__} has none")
         return attrs.evolve(self.sampler, schedule=options.schedule)
 
+    def step_count(self, options: SamplingOptions | None = None) -> int:
+        """The sampler steps a call with ``options`` takes (their schedule and step count, else the defaults)."""
+        options = self.defaults if options is None else options.merged_over(self.defaults)
+        return self.sampler_for(options).step_count(options.num_steps)
+
     def processing_shape(self, height: int, width: int, processing_size: int) -> tuple[int, int]:
         """The ``(height, width)`` a query of this size is processed at (see ``SamplingOptions``)."""
         return processing_shape(height, width, processing_size, self.size_multiple)
@@ -250,6 +258,8 @@ class InContextPipeline:
         num_samples: int | None = None,
         processing_size: int | None = None,
         seed: int | None = None,
+        adapt_steps: int | None = None,
+        adapt_lr: float | None = None,
         options: SamplingOptions | None = None,
         generator: torch.Generator | None = None,
         batch_size: int | None = None,
@@ -267,7 +277,10 @@ class InContextPipeline:
         ``guidance_scale`` (1 = no null pass), ``temperature`` (0 = one deterministic answer),
         ``processing_size`` (queries are resized so that their longer side is this, and predictions
         resized back to each query's size; 0 keeps every query as it is), ``seed`` (when no
-        ``generator`` is given).
+        ``generator`` is given), ``adapt_steps`` and ``adapt_lr`` (test-time adaptation: before a
+        context is answered, the J-DiT is fine-tuned that many steps on its pairs, each held out
+        in turn, and restored after; contexts with one pair are answered as they are, with a
+        warning; see ``lavin_core.pipeline.adaptation``).
 
         ``num_samples`` draws that many samples per query and combines them into one prediction:
         by ``task.combine`` in answer space when a ``task`` is given (its default count is the
@@ -287,7 +300,8 @@ class InContextPipeline:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         given = SamplingOptions(num_steps=num_steps, schedule=schedule, guidance_scale=guidance_scale,
                                 temperature=temperature, num_samples=num_samples,
-                                processing_size=processing_size, seed=seed)
+                                processing_size=processing_size, seed=seed, adapt_steps=adapt_steps,
+                                adapt_lr=adapt_lr)
         opts = self.resolve(given.merged_over(options or SamplingOptions()), combining=task is not None)
         if generator is None and opts.seed is not None:
             generator = torch.Generator().manual_seed(opts.seed)
@@ -299,39 +313,49 @@ class InContextPipeline:
         jobs = [_Job(c, k) for k in range(opts.num_samples) for c in range(len(contexts))]
         noises = self._noises(contexts, jobs, generator, opts.temperature)
         sampler = self.sampler_for(opts)
+        adapting = self._adapting(contexts, opts)
+        # drawn after the noises, so that adapting leaves every sample's noise as it was
+        adapt_seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device)) \
+            if adapting and generator is not None else 0
 
         # Rows of one shape sample together, ``batch_size`` at a time; results go back to their places.
+        # Adapted weights are one context's own, so then each context samples alone.
         groups: dict[tuple, list[int]] = {}
         for row, job in enumerate(jobs):
             cond, query_latents = encoded[job.context]
-            groups.setdefault((tuple(cond.shape), tuple(query_latents.shape), tuple(noises[row].shape)), []).append(row)
-        batches = [chunk for rows in groups.values() for chunk in _chunks(rows, batch_size)]
-        steps = len(sampler.timesteps(opts.num_steps)) - 1
+            key = (tuple(cond.shape), tuple(query_latents.shape), tuple(noises[row].shape))
+            groups.setdefault(key + ((job.context,) if job.context in adapting else ()), []).append(row)
+        steps = sampler.step_count(opts.num_steps)
         latents: list[Tensor | None] = [None] * len(jobs)
-        with tqdm(total=steps * len(batches), disable=not progress, unit="step", leave=False,
-                  desc=progress if isinstance(progress, str) else "lavin") as bar:
+        with tqdm(total=steps * sum(len(_chunks(rows, batch_size)) for rows in groups.values()), disable=not progress,
+                  unit="step", leave=False, desc=progress if isinstance(progress, str) else "lavin") as bar:
             def on_step(step: int, t: float, z: Tensor) -> None:
                 bar.update()
                 if callback is not None:
                     callback(step, t, z)
 
             autocast = autocast_dtype(self.precision, self.device)
-            for rows in batches:
-                cond = torch.stack([encoded[jobs[r].context][0] for r in rows])
-                null = null_context(torch.stack([encoded[jobs[r].context][1] for r in rows]))
-                with torch.autocast(self.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
-                    sampled = sampler.sample(
-                        self.denoiser, torch.stack([noises[r] for r in rows]), cond, null_cond=null,
-                        guidance_scale=opts.guidance_scale, num_steps=opts.num_steps, generator=generator,
-                        callback=on_step, progress=False,
-                    ).to(self.dtype)
-                if not torch.isfinite(sampled).all():
-                    raise LavinError(
-                        "the sampled latents hold NaN or infinite values: the model weights or the inputs are not "
-                        f"finite (guidance {opts.guidance_scale}, temperature {opts.temperature})"
-                    )
-                for r, z in zip(rows, sampled):
-                    latents[r] = z
+            for group in groups.values():
+                context = jobs[group[0]].context
+                with self._adapted(encoded[context], noises[group[0]], opts, mix_seed(adapt_seed, context), autocast) \
+                        if context in adapting else contextlib.nullcontext():
+                    for rows in _chunks(group, batch_size):
+                        cond = torch.stack([encoded[jobs[r].context][0] for r in rows])
+                        null = null_context(torch.stack([encoded[jobs[r].context][1] for r in rows]))
+                        with torch.autocast(self.device.type, dtype=autocast or torch.float32,
+                                            enabled=autocast is not None):
+                            sampled = sampler.sample(
+                                self.denoiser, torch.stack([noises[r] for r in rows]), cond, null_cond=null,
+                                guidance_scale=opts.guidance_scale, num_steps=opts.num_steps, generator=generator,
+                                callback=on_step, progress=False,
+                            ).to(self.dtype)
+                        if not torch.isfinite(sampled).all():
+                            raise LavinError(
+                                "the sampled latents hold NaN or infinite values: the model weights or the inputs "
+                                f"are not finite (guidance {opts.guidance_scale}, temperature {opts.temperature})"
+                            )
+                        for r, z in zip(rows, sampled):
+                            latents[r] = z
         per_context = [[latents[r] for r, job in enumerate(jobs) if job.context == c] for c in range(len(contexts))]
         stacked = tuple(z[0] if len(z) == 1 else torch.stack(z) for z in per_context)
         if output_type == "latent":
@@ -347,6 +371,26 @@ class InContextPipeline:
             for c in range(len(contexts))
         )
         return InContextOutput(predictions=predictions, latents=stacked, samples=samples)
+
+    def _adapting(self, contexts: Sequence[TaskContext], opts: SamplingOptions) -> set[int]:
+        """The contexts this call adapts the J-DiT to (``opts.adapt_steps``): those with the two pairs
+        it needs, one to hold out and one to read; the others are answered as they are, with a warning."""
+        if not opts.adapt_steps:
+            return set()
+        short = [index for index, context in enumerate(contexts) if len(context.pairs) < 2]
+        if short:
+            which = "the context has" if len(contexts) == 1 else f"{len(short)} of {len(contexts)} contexts have"
+            warnings.warn(f"adapt_steps={opts.adapt_steps} holds out one example pair at a time, but {which} a single "
+                          f"pair: answered without adaptation (pass 2 or more pairs to adapt)")
+        return set(range(len(contexts))) - set(short)
+
+    def _adapted(self, encoded: tuple[Tensor, Tensor], noise: Tensor, opts: SamplingOptions, seed: int,
+                 autocast: torch.dtype | None):
+        """``adaptation.adapted`` of the J-DiT to one context's latents ``(cond, query)``."""
+        cond, query = encoded
+        return adapted(self.denoiser, cond, query_frames=query.shape[1], target_frames=noise.shape[1],
+                       steps=opts.adapt_steps, lr=opts.adapt_lr, autocast=autocast,
+                       generator=torch.Generator().manual_seed(seed))
 
     def _noises(self, contexts: Sequence[TaskContext], jobs: Sequence[_Job], generator: torch.Generator | None,
                 temperature: float) -> list[Tensor]:

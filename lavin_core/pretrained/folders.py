@@ -40,7 +40,8 @@ INDEX_FILE = "model_index.json"
 #: ``model_index.json`` keys a model recommends sampling with -> the ``SamplingOptions`` field each sets.
 #: ``image_size`` is the size the model was trained at, so queries are processed at it by default;
 #: ``max_pairs`` the most pairs one training context held, so ``lavin run`` uses that many;
-#: ``num_steps`` the sampler steps its quality was measured at (a deeper J-DiT may recommend fewer).
+#: ``num_steps`` the sampler steps its quality was measured at (a deeper J-DiT may recommend fewer);
+#: ``adapt_steps`` / ``adapt_lr`` test-time adaptation on each context's pairs (``pipeline.adaptation``).
 RECOMMENDED_KEYS = {
     "num_steps": "num_steps",
     "guidance_scale": "guidance_scale",
@@ -48,6 +49,8 @@ RECOMMENDED_KEYS = {
     "ensemble_size": "num_samples",
     "image_size": "processing_size",
     "max_pairs": "num_pairs",
+    "adapt_steps": "adapt_steps",
+    "adapt_lr": "adapt_lr",
 }
 DIT_DIR, VAE_DIR = "dit", "vae"
 

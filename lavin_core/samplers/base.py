@@ -65,9 +65,16 @@ class FlowSampler(Sampler):
         options = {"shift": self.shift} if self.schedule == "shifted" else {}
         return get_schedule(self.schedule, steps, **options)
 
+    #: Denoiser evaluations per step (Heun's method: 2).
+    calls_per_step = 1
+
+    def step_count(self, num_steps: int | None = None) -> int:
+        """The steps this sampler takes for ``num_steps`` (None: its default) on its grid."""
+        return len(self.timesteps(num_steps)) - 1
+
     def network_calls(self, num_steps: int | None = None) -> int:
         """Denoiser evaluations per sample, not counting the extra CFG pass."""
-        return len(self.timesteps(num_steps)) - 1
+        return self.step_count(num_steps) * self.calls_per_step
 
     @abc.abstractmethod
     def integrate(self, velocity: VelocityFn, z: Tensor, times: list[float]) -> Iterator[Tensor]:

@@ -20,6 +20,7 @@ class HeunSampler(FlowSampler):
 
     schedule: str = schedule_field("shifted")
     default_steps: int = steps_field(10)
+    calls_per_step = 2
 
     def integrate(self, velocity: VelocityFn, z: Tensor, times: list[float]) -> Iterator[Tensor]:
         for t, t_next in zip(times[:-1], times[1:]):
