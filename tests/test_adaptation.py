@@ -107,6 +107,17 @@ def test_adapted_restores_the_weights_after_the_block_and_after_an_error():
         with adapted(model, cond, query_frames=1, target_frames=1, steps=3, lr=1e-3, generator=torch.Generator()):
             raise RuntimeError("interrupted")
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), original))
+    assert all(p.grad is None for p in model.parameters())  # no gradient memory left behind
+
+
+def test_adapted_trains_a_frozen_model_and_leaves_it_frozen():
+    cond = context_latents()
+    model = tiny_jdit().requires_grad_(False)
+    with pytest.raises(ValueError, match="no parameter that requires grad"):
+        adapt(model, cond, query_frames=1, target_frames=1, steps=1, lr=1e-3, generator=torch.Generator())
+    with adapted(model, cond, query_frames=1, target_frames=1, steps=3, lr=1e-3, generator=torch.Generator()) as losses:
+        assert len(losses) == 3
+    assert not any(p.requires_grad for p in model.parameters())
 
 
 class TinyDenoiser(JDiT):

@@ -45,7 +45,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapt-steps", type=int, metavar="N",
                         help="test-time adaptation: fine-tune the J-DiT N steps on each context's own pairs "
                              "(each held out in turn) before answering it, then restore it; needs 2 or more "
-                             "pairs, about 0.1 s a step for lavin-tiny on 2 CPU cores (default: the model's "
+                             "pairs, about 0.15 s a step for lavin-tiny on 2 CPU cores (default: the model's "
                              "recommended number, else 0)")
     parser.add_argument("--adapt-lr", type=float, metavar="LR",
                         help="learning rate of --adapt-steps (AdamW; default: the model's, else 1e-3)")

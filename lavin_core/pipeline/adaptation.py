@@ -13,7 +13,7 @@ Everything happens on latents the pipeline has already encoded: ``cond`` is
 every target the answer's (``TaskContext`` guarantees one shape each), so the leave-one-out
 contexts are slices of it. It needs at least two pairs.
 
-    >>> with adapted(pipe.denoiser, cond, query_frames=1, target_frames=1, steps=80, lr=3e-4, generator=g):
+    >>> with adapted(pipe.denoiser, cond, query_frames=1, target_frames=1, steps=80, lr=1e-3, generator=g):
     ...     latents = sampler.sample(pipe.denoiser, noise, cond[None], ...)
     # the denoiser's weights are exactly the loaded ones again here, also after an exception
 """
@@ -76,6 +76,9 @@ def adapt(denoiser: nn.Module, cond: Tensor, *, query_frames: int, target_frames
     and the held-out pairs come from ``generator`` (CPU), so a seed gives the same weights.
     """
     parameters = [p for p in denoiser.parameters() if p.requires_grad]
+    if not parameters:
+        raise ValueError("the denoiser has no parameter that requires grad: nothing to adapt (use adapted(), "
+                         "which trains every weight and restores them)")
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
     loss_fn = FlowMatchingLoss(kind="official", l1_weight=0.1)
     times = LogitNormalTimeSampler()
@@ -101,12 +104,19 @@ def adapt(denoiser: nn.Module, cond: Tensor, *, query_frames: int, target_frames
 
 @contextmanager
 def adapted(denoiser: nn.Module, cond: Tensor, **options) -> Iterator[list[float]]:
-    """``adapt`` for the duration of a ``with`` block (it yields the losses); the weights the
-    denoiser had before are restored on exit, exception or not (one copy of them is kept meanwhile)."""
-    saved = [p.detach().clone() for p in denoiser.parameters()]
+    """``adapt`` for the duration of a ``with`` block (it yields the losses). Every weight is
+    trained, frozen or not; on exit, exception or not, the denoiser is as it was: its weights (one
+    copy is kept meanwhile), which of them require grad, and no gradients left behind."""
+    parameters = list(denoiser.parameters())
+    saved = [p.detach().clone() for p in parameters]
+    frozen = [not p.requires_grad for p in parameters]
     try:
+        for parameter in parameters:
+            parameter.requires_grad_(True)
         yield adapt(denoiser, cond, **options)
     finally:
         with torch.no_grad():
-            for parameter, value in zip(denoiser.parameters(), saved):
+            for parameter, value, was_frozen in zip(parameters, saved, frozen):
                 parameter.copy_(value)
+                parameter.grad = None
+                parameter.requires_grad_(not was_frozen)
