@@ -48,8 +48,14 @@ class STVAEConfig:
     #: The decoder also sees the query's pixels (``lavin_core.stvae.guide``); the encoder and the
     #: latents are unchanged. Off in the authors' network.
     query_guide: bool = False
+    #: The query-guided decoder also has a copy gate (``lavin_core.stvae.copy_gate``): per pixel it
+    #: takes the query's pixels where the answer is the query. Needs ``query_guide``.
+    query_copy: bool = False
 
     def __attrs_post_init__(self) -> None:
+        if self.query_copy and not self.query_guide:
+            raise ValueError("query_copy=True needs query_guide=True (the copy gate blends in the guide's pixels); "
+                             "set both or neither")
         for channels in self.block_out_channels:
             if channels % self.norm_num_groups:
                 raise ValueError(
@@ -89,6 +95,8 @@ PRESETS: dict[str, STVAEConfig] = {
 }
 #: lavin-tiny with the query-guided decoder (``scripts/add_query_guide.py`` makes one from a trained lavin-tiny).
 PRESETS["lavin-tiny-guided"] = attrs.evolve(PRESETS["lavin-tiny"], query_guide=True)
+#: ... and its copy gate (``scripts/add_query_guide.py --copy-gate``).
+PRESETS["lavin-tiny-copy"] = attrs.evolve(PRESETS["lavin-tiny-guided"], query_copy=True)
 
 
 #: Names of earlier releases -> today's.

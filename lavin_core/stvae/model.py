@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from lavin_core.checkpoint import PretrainedMixin
 from lavin_core.interfaces import Encoder
 from lavin_core.stvae.config import STVAEConfig, get_preset
+from lavin_core.stvae.copy_gate import CopyGate
 from lavin_core.stvae.guide import GuideBranch, check_guide
 from lavin_core.stvae.latent_noise import noisy_latents
 from lavin_core.stvae.layers import CausalConv3d, DownBlock3D, MidBlock3D, SpatialNorm3D, UpBlock3D
@@ -58,7 +59,9 @@ class Decoder3D(nn.Module):
     """Raw latents ``(B, latent_channels, T', h, w)`` to pixels ``(B, 3, T, H, W)`` (not clamped).
 
     With ``config.query_guide`` it also takes guide pixels ``(B, 3, T, H, W)`` (the query, see
-    ``lavin_core.stvae.guide``), added at the input of every stage and before the output layers.
+    ``lavin_core.stvae.guide``), added at the input of every stage and before the output layers;
+    with ``config.query_copy`` too, its output is blended with the guide's pixels by a copy gate
+    (``lavin_core.stvae.copy_gate``).
     """
 
     def __init__(self, config: STVAEConfig):
@@ -83,6 +86,9 @@ class Decoder3D(nn.Module):
             stages = len(channels)
             targets = [(stages - 1 - i, channels[max(i - 1, 0)]) for i in range(stages)] + [(0, channels[-1])]
             self.guide = GuideBranch(config.in_channels, config.block_out_channels, tuple(targets))
+        self.copy: CopyGate | None = None
+        if config.query_copy:
+            self.copy = CopyGate(channels[-1], config.block_out_channels[0], config.in_channels)
 
     def forward(self, z: Tensor, guide: Tensor | None = None) -> Tensor:
         features = self.guide.features(guide.to(z.dtype)) if self.guide is not None and guide is not None else None
@@ -90,8 +96,11 @@ class Decoder3D(nn.Module):
         x = self.mid_block(self.conv_in(z), z)
         for index, block in enumerate(self.up_blocks):
             x = block(inject(index, x, features), z)
-        x = inject(len(self.up_blocks), x, features)
-        return self.conv_out(F.silu(self.norm_out(x, z)))
+        x = F.silu(self.norm_out(inject(len(self.up_blocks), x, features), z))
+        decoded = self.conv_out(x)
+        if self.copy is None or features is None:
+            return decoded
+        return self.copy(x, features[0], decoded, guide)
 
 
 class STVAE(PretrainedMixin, Encoder):
@@ -126,12 +135,26 @@ class STVAE(PretrainedMixin, Encoder):
         decodes exactly as this one until the branch is trained (``lavin_core.stvae.guide``)."""
         if self.takes_guide:
             raise ValueError("this ST-VAE already has a query-guided decoder")
-        guided = STVAE(attrs.evolve(self.config, query_guide=True)).to(next(self.parameters()))
-        missing, unexpected = guided.load_state_dict(self.state_dict(), strict=False)
-        if unexpected or any(not name.startswith("decoder.guide.") for name in missing):
-            raise ValueError(f"cannot add a guide to this ST-VAE: missing {missing}, unexpected {unexpected}")
-        guided.decoder.guide.zero_()
-        return guided
+        return self._extended(query_guide=True)
+
+    def with_copy_gate(self) -> "STVAE":
+        """A copy of this ST-VAE whose decoder has a copy gate (``lavin_core.stvae.copy_gate``), and a
+        query guide if it had none, both starting at zero: it decodes exactly as this one until trained."""
+        if self.config.query_copy:
+            raise ValueError("this ST-VAE's decoder already has a copy gate")
+        return self._extended(query_guide=True, query_copy=True)
+
+    def _extended(self, **flags: bool) -> "STVAE":
+        """This ST-VAE with ``flags`` set in its config, its weights, and every added module at zero."""
+        new = STVAE(attrs.evolve(self.config, **flags)).to(next(self.parameters()))
+        added = tuple(f"decoder.{name}." for name in ("guide", "copy") if getattr(new.decoder, name) is not None
+                      and getattr(self.decoder, name) is None)
+        missing, unexpected = new.load_state_dict(self.state_dict(), strict=False)
+        if unexpected or any(not name.startswith(added) for name in missing):
+            raise ValueError(f"cannot extend this ST-VAE's decoder: missing {missing}, unexpected {unexpected}")
+        for name in added:
+            getattr(new.decoder, name.split(".")[1]).zero_()
+        return new
 
     # -- tiling ---------------------------------------------------------------------------------
 
