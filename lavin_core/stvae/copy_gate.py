@@ -58,7 +58,7 @@ class CopyGate(nn.Module):
         self.zero_()
 
     def zero_(self) -> None:
-        """The gate's output layer to its start (zero weights, bias ``START_LOGIT``): ``g = START_GATE`` everywhere."""
+        """The gate's output layer to its start (zero weights, logits ``START_LOGIT``): ``g = START_GATE`` everywhere."""
         nn.init.zeros_(self.net[-1].weight)
         nn.init.constant_(self.net[-1].bias, START_LOGIT / LOGIT_SCALE)
 
