@@ -169,26 +169,31 @@ def test_decode_checks_one_guide_per_latent():
 # -- training and the script -----------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_the_vae_stage_trains_a_guided_decoder_on_targets_guided_by_their_queries(tmp_path):
+def train_toy_decoder(tmp_path: Path, extend, preset: str, *overrides: str) -> tuple[STVAE, STVAE]:
+    """``(start, trained)``: the toy workspace's ST-VAE extended by ``extend`` (e.g. ``STVAE.with_query_guide``),
+    then 2 steps of the vae stage on it with ``model.preset = preset``, encoder frozen."""
     from lavin_core.train import train
     from lavin_core.train.config import load_config
     from lavin_core.train.toy import make_toy_workspace
 
     config_path = tmp_path / "config.toml"
     config_path.write_text(make_toy_workspace(tmp_path))
-    STVAE.from_pretrained(str(tmp_path / "vae")).with_query_guide().save_pretrained(str(tmp_path / "guided-init"))
+    extend(STVAE.from_pretrained(str(tmp_path / "vae"))).save_pretrained(str(tmp_path / "init"))
     config = load_config(config_path, ['run.stage="vae"', "run.steps=2", "run.log_every=1", "checkpoint.every=2",
-                                       "train.batch_size=2", 'model.preset="lavin-tiny-guided"',
-                                       f'model.init="{(tmp_path / "guided-init").as_posix()}"',
-                                       "vae.train_encoder=false", "train.precision='fp32'", "vae.latent_noise=0.3"])
+                                       "train.batch_size=2", f'model.preset="{preset}"',
+                                       f'model.init="{(tmp_path / "init").as_posix()}"',
+                                       "vae.train_encoder=false", "train.precision='fp32'", *overrides])
     train(config, tmp_path / "run")
+    return STVAE.from_pretrained(str(tmp_path / "init")), STVAE.from_pretrained(str(tmp_path / "run" / "export"))
+
+
+@pytest.mark.slow
+def test_the_vae_stage_trains_a_guided_decoder_on_targets_guided_by_their_queries(tmp_path):
+    start, trained = train_toy_decoder(tmp_path, STVAE.with_query_guide, "lavin-tiny-guided", "vae.latent_noise=0.3")
     assert "latent_noise = 0.3" in (tmp_path / "run" / "config.toml").read_text()
-    trained = STVAE.from_pretrained(str(tmp_path / "run" / "export"))
     assert trained.takes_guide
     # the branch left zero: it got gradients from targets decoded with their queries
     assert any(p.abs().sum() > 0 for p in trained.decoder.guide.projections.parameters())
-    start = STVAE.from_pretrained(str(tmp_path / "guided-init"))
     assert all(torch.equal(a, b) for a, b in zip(trained.encoder.state_dict().values(), start.encoder.state_dict().values()))
 
 
