@@ -1,4 +1,4 @@
-"""Fine-tuning: ``model.init`` starts a run from saved weights; ``vae.train_encoder = false`` freezes the encoder."""
+"""Fine-tuning: ``model.init`` starts a run from saved weights; ``vae.train_encoder = false`` freezes the encoder, ``vae.train_only`` all but the named parts."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from lavin_core.pretrained import get_model
 from lavin_core.train.checkpointing import read_model_weights
 from lavin_core.train.config import ConfigError, load_config
 from lavin_core.train.toy import make_toy_workspace
+from lavin_core.train.freeze import freeze_all_but, under
 from lavin_core.train.trainer import train
 
 BASE = ["run.steps=2", "checkpoint.every=2", "train.batch_size=2", "data.max_pairs=1", "train.ema_decay=0.0"]
@@ -93,3 +94,40 @@ def test_a_frozen_encoder_without_init_is_refused(tmp_path):
     config_path.write_text(make_toy_workspace(tmp_path))
     with pytest.raises(ConfigError, match="vae.train_encoder = false .* set model.init"):
         load_config(config_path, ['run.stage="vae"', "vae.train_encoder=false"])
+
+
+def test_train_only_trains_the_named_part_and_freezes_the_rest(tmp_path):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    vae = tmp_path / "vae"
+    run = tmp_path / "part"
+    part = "decoder.conv_out"
+    train(load_config(config_path, [*BASE, 'run.stage="vae"', f'model.init="{vae.as_posix()}"',
+                                    f'vae.train_only=["{part}"]', "vae.adversarial_weight=0.0"]), run)
+    before = load_file(str(vae / "model.safetensors"))
+    after = _weights(run)
+    inside = [k for k in before if under(k, part)]
+    assert inside and len(inside) < len(before)
+    assert all(torch.equal(before[k], after[k]) for k in before if k not in inside)  # encoder and decoder alike
+    assert any(not torch.equal(before[k], after[k]) for k in inside)
+
+
+def test_train_only_without_the_encoder_needs_init_and_names_what_it_misses(tmp_path):
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(make_toy_workspace(tmp_path))
+    with pytest.raises(ConfigError, match=r"vae.train_only = \['decoder.copy'\] keeps the encoder .* set model.init"):
+        load_config(config_path, ['run.stage="vae"', 'vae.train_only=["decoder.copy"]'])
+    with pytest.raises(ConfigError, match="'decoder..copy', which is not a module path"):
+        load_config(config_path, ['run.stage="vae"', 'vae.train_only=["decoder..copy"]'])
+    # naming the encoder trains it, so no init is needed
+    assert not load_config(config_path, ['run.stage="vae"', 'vae.train_only=["encoder", "decoder"]']).vae.encoder_frozen
+
+
+def test_freeze_all_but_names_a_path_that_covers_nothing():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    assert freeze_all_but(model, ["1"]) == 3
+    assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
+    with pytest.raises(ValueError, match=r"'1.bais', which covers no parameter .*parts under '1': 1"):
+        freeze_all_but(model, ["1.bais"])
+    with pytest.raises(ValueError, match=r"'copy', which covers no parameter .*top-level parts: 0, 1"):
+        freeze_all_but(model, ["copy"])

@@ -13,7 +13,7 @@ A config file has one table per section below; every key is optional except ``[t
     [checkpoint] every, keep_last, async_save
     [samples]    every, count, num_steps, guidance_scale
     [vae]        image_steps, loss weights, adversarial_start_step, discriminator_lr, train_encoder,
-                 latent_noise, denoiser, estimate_share, estimate_steps
+                 train_only, latent_noise, denoiser, estimate_share, estimate_steps
 
 ``load_config`` checks every key and type before anything runs: ``optimizer.lrr`` fails with
 its key path and the keys that would work. ``dump_toml`` writes the resolved config back out.
@@ -37,6 +37,7 @@ from attrs import validators as v
 
 from lavin_core.devices import PRECISIONS
 from lavin_core.errors import LavinError
+from lavin_core.train.freeze import under
 
 
 class ConfigError(LavinError, ValueError):
@@ -106,6 +107,14 @@ class ModelConfig:
     #: run is long enough to repay the compile time (``lavin_core.train.compile``; a short test run
     #: stays eager, the vae stage too); ``true`` / ``false`` force it. Logged as ``compile_s``.
     compile: bool | Literal["auto"] = attrs.field(default="auto", validator=_compile_choice)
+
+
+def _module_paths(instance: object, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    for path in value:
+        if not isinstance(path, str) or not path or any(not part.isidentifier() and not part.isdigit()
+                                                        for part in path.split(".")):
+            raise ValueError(f"vae.{attribute.name} holds {path!r}, which is not a module path; "
+                             'name parts of the model by their dotted paths, e.g. ["decoder.copy"]')
 
 
 def _check_tasks(instance: object, attribute: attrs.Attribute, tasks: Mapping[str, float]) -> None:
@@ -218,6 +227,11 @@ class VAEStageConfig:
     #: latents stay exactly the same, so J-DiT weights and latent caches made with the old
     #: encoder stay valid while reconstructions improve (like Stability's ft-MSE decoders).
     train_encoder: bool = True
+    #: Parameter-name prefixes (module paths, e.g. ``["decoder.copy"]``): when set, only the
+    #: parameters under them train and every other one is frozen (the encoder too, unless named),
+    #: as torchtitan and diffusers fine-tune one part of a model. Empty (the default): every
+    #: parameter ``train_encoder`` leaves trainable.
+    train_only: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_module_paths)
     #: Noise added to the latents before decoding, up to this fraction of their RMS per sample
     #: (``lavin_core.stvae.latent_noise``): a decoder for a J-DiT's estimates rather than for
     #: clean latents. 0 (the default) decodes the posterior sample as it is.
@@ -230,6 +244,12 @@ class VAEStageConfig:
     denoiser: str = ""
     estimate_share: float = attrs.field(default=0.5, validator=[_finite, v.ge(0.0), v.le(1.0)])
     estimate_steps: int = attrs.field(default=10, validator=_positive_int)
+
+    @property
+    def encoder_frozen(self) -> bool:
+        """Whether the encoder stays as it starts: ``train_encoder = false``, or a ``train_only`` that does not name it."""
+        return not self.train_encoder or bool(self.train_only) and not any(
+            under(prefix, "encoder") for prefix in self.train_only)
 
 
 @attrs.frozen(kw_only=True)
@@ -253,10 +273,11 @@ class TrainConfig:
         unknown = sorted(set(self.task_options) - set(self.tasks))
         if unknown:
             raise ValueError(f"task_options names {', '.join(unknown)}, which [tasks] does not list")
-        if self.run.stage == "vae" and not self.vae.train_encoder and not self.model.init:
-            raise ValueError("vae.train_encoder = false keeps the encoder as it starts: set model.init to "
+        if self.run.stage == "vae" and self.vae.encoder_frozen and not self.model.init:
+            what = "vae.train_encoder = false" if not self.vae.train_encoder else f"vae.train_only = {list(self.vae.train_only)}"
+            raise ValueError(f"{what} keeps the encoder as it starts: set model.init to "
                              "the trained ST-VAE whose encoder to keep (e.g. runs/lavin-tiny-vae/export)")
-        if self.run.stage == "vae" and self.vae.denoiser and self.vae.train_encoder:
+        if self.run.stage == "vae" and self.vae.denoiser and not self.vae.encoder_frozen:
             raise ValueError(f"vae.denoiser = {self.vae.denoiser!r} reads and writes the latents of the encoder it "
                              "was trained on: set vae.train_encoder = false (and model.init to that ST-VAE)")
 

@@ -28,6 +28,7 @@ from lavin_core.train.data import data_sources, make_loader
 from lavin_core.train.dit_stage import generator_for
 from lavin_core.train.distributed import DistInfo
 from lavin_core.train.estimates import TargetEstimator, is_estimate_step
+from lavin_core.train.freeze import freeze_all_but
 from lavin_core.train.optim import make_optimizer
 from lavin_core.train.parallelize import choose_parallel, parallelize, plan, unwrap
 
@@ -65,9 +66,11 @@ class VAEStage:
         self.model_config = get_preset(config.model.preset)
         self.model_class = STVAE
         self.model = STVAE(self.model_config)
+        # Frozen before the optimizer and any DDP/FSDP wrapper are built, which take only trainable
+        # parameters; with the encoder frozen the KL term carries no gradient.
+        if vc.train_only:
+            freeze_all_but(self.model, vc.train_only)
         if not vc.train_encoder:
-            # Frozen before the optimizer and any DDP/FSDP wrapper are built, which take only
-            # trainable parameters; the KL term then carries no gradient.
             self.model.encoder.requires_grad_(False)
         self.weights = LossWeights(kl_weight=vc.kl_weight, perceptual_weight=vc.perceptual_weight,
                                    adversarial_weight=vc.adversarial_weight,
