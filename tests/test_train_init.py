@@ -103,7 +103,9 @@ def test_train_only_trains_the_named_part_and_freezes_the_rest(tmp_path):
     run = tmp_path / "part"
     part = "decoder.conv_out"
     train(load_config(config_path, [*BASE, 'run.stage="vae"', f'model.init="{vae.as_posix()}"',
-                                    f'vae.train_only=["{part}"]', "vae.adversarial_weight=0.0"]), run)
+                                    f'vae.train_only=["{part}"]', "vae.adversarial_weight=0.0",
+                                    'vae.reconstruction="mse"']), run)
+    assert 'reconstruction = "mse"' in (run / "config.toml").read_text()
     before = load_file(str(vae / "model.safetensors"))
     after = _weights(run)
     inside = [k for k in before if under(k, part)]
@@ -119,6 +121,8 @@ def test_train_only_without_the_encoder_needs_init_and_names_what_it_misses(tmp_
         load_config(config_path, ['run.stage="vae"', 'vae.train_only=["decoder.copy"]'])
     with pytest.raises(ConfigError, match="'decoder..copy', which is not a module path"):
         load_config(config_path, ['run.stage="vae"', 'vae.train_only=["decoder..copy"]'])
+    with pytest.raises(ConfigError, match="vae.reconstruction: must be 'l1' or 'mse', got 'l2'"):
+        load_config(config_path, ['vae.reconstruction="l2"'])
     # naming the encoder trains it, so no init is needed
     assert not load_config(config_path, ['run.stage="vae"', 'vae.train_only=["encoder", "decoder"]']).vae.encoder_frozen
 

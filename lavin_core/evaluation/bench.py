@@ -25,7 +25,7 @@ shows whether a task is limited by the autoencoder or by the denoiser.
 ``bench.json`` (``SCHEMA`` names its version; keys added in a minor change never move):
     schema, model, seed, count, num_pairs (the table's), image_size, sampler, num_steps,
     sampling_dtype (the J-DiT's matmuls: float32, bfloat16, ...), guidance_scale, temperature,
-    ensemble_size, baselines, references, task_options;
+    ensemble_size, adapt_steps, adapt_lr, context_copy, baselines, references, task_options;
     tasks: {name: {main_metric, metrics, higher_is_better, held_out, split, plugin, scores:
     {method: {metric: value or null}}, best_baseline, wins}};
     wins_on_trained, trained_count, wins_on_held_out, held_out_count, wins_on_unknown, unknown_count
@@ -136,6 +136,7 @@ def run_bench(
         "ensemble_size": ensemble_size,
         "adapt_steps": pipe.defaults.adapt_steps or 0,
         "adapt_lr": pipe.defaults.adapt_lr,
+        "context_copy": bool(pipe.defaults.context_copy),
         "baselines": [*BASELINES, *([PER_FRAME] if any(PER_FRAME in r["scores"] for r in results.values()) else [])],
         "references": [CEILING] if ceiling else [],
         "task_options": {name: o for name, o in options.items() if o},
@@ -296,7 +297,7 @@ def markdown_table(result: dict[str, Any]) -> str:
                f"example pairs, seed {result['seed']}, {result['sampler']} sampler, {result['num_steps']} steps"
                f"{_dtype_text(result.get('sampling_dtype', 'float32'))}, "
                f"guidance {result['guidance_scale']}, temperature {result.get('temperature', 1.0)}, "
-               f"{_samples_text(result.get('ensemble_size', 1))}{_adapt_text(result)}.")
+               f"{_samples_text(result.get('ensemble_size', 1))}{_adapt_text(result)}{_copy_text(result)}.")
     if result.get("per_frame_count"):
         summary += (f" On the temporal metric it beats the per-frame model (each frame alone) on "
                     f"{result['temporal_wins_vs_per_frame']} of {result['per_frame_count']} video tasks.")
@@ -357,6 +358,11 @@ def _adapt_text(result: dict[str, Any]) -> str:
     steps = result.get("adapt_steps", 0)
     return (f", the J-DiT adapted {steps} steps to each context's pairs (learning rate {result['adapt_lr']:g}; one "
             "pair: not adapted)") if steps else ""
+
+
+def _copy_text(result: dict[str, Any]) -> str:
+    return ", the query's pixels kept where the pairs keep their input's (context copy)" if result.get("context_copy") \
+        else ""
 
 
 def _samples_text(ensemble_size: int) -> str:

@@ -31,6 +31,7 @@ from lavin_core.errors import LavinError
 from lavin_core.flow import randn_like
 from lavin_core.interfaces import Denoiser, Encoder, Sampler, StepCallback, Task
 from lavin_core.pipeline.adaptation import adapted
+from lavin_core.pipeline.context_copy import context_copy
 from lavin_core.pipeline.ensemble import combine_samples
 from lavin_core.pipeline.inputs import build_context
 from lavin_core.pipeline.output import InContextOutput
@@ -260,6 +261,7 @@ class InContextPipeline:
         seed: int | None = None,
         adapt_steps: int | None = None,
         adapt_lr: float | None = None,
+        context_copy: bool | None = None,
         options: SamplingOptions | None = None,
         generator: torch.Generator | None = None,
         batch_size: int | None = None,
@@ -280,7 +282,9 @@ class InContextPipeline:
         ``generator`` is given), ``adapt_steps`` and ``adapt_lr`` (test-time adaptation: before a
         context is answered, the J-DiT is fine-tuned that many steps on its pairs, each held out
         in turn, and restored after; contexts with one pair are answered as they are, with a
-        warning; see ``lavin_core.pipeline.adaptation``).
+        warning; see ``lavin_core.pipeline.adaptation``), ``context_copy`` (each sample keeps the
+        query's pixels where a classifier fitted on the context's pairs says the pairs keep their
+        input's; see ``lavin_core.pipeline.context_copy``).
 
         ``num_samples`` draws that many samples per query and combines them into one prediction:
         by ``task.combine`` in answer space when a ``task`` is given (its default count is the
@@ -301,7 +305,7 @@ class InContextPipeline:
         given = SamplingOptions(num_steps=num_steps, schedule=schedule, guidance_scale=guidance_scale,
                                 temperature=temperature, num_samples=num_samples,
                                 processing_size=processing_size, seed=seed, adapt_steps=adapt_steps,
-                                adapt_lr=adapt_lr)
+                                adapt_lr=adapt_lr, context_copy=context_copy)
         opts = self.resolve(given.merged_over(options or SamplingOptions()), combining=task is not None)
         if generator is None and opts.seed is not None:
             generator = torch.Generator().manual_seed(opts.seed)
@@ -362,6 +366,11 @@ class InContextPipeline:
             return InContextOutput(predictions=(), latents=stacked)
         guides = [contexts[job.context].query for job in jobs] if self.encoder.takes_guide else None
         pixels = self.decode(latents, batch_size=batch_size, guides=guides)  # type: ignore[arg-type]
+        if opts.context_copy:
+            # the fits draw from a seed of their own, drawn after sampling: every sample stays as it was
+            copy_seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device)) \
+                if generator is not None else 0
+            pixels = self._copied(contexts, jobs, pixels, copy_seed)
         samples = tuple(
             tuple(resize(pixels[r], sizes[c]) for r, job in enumerate(jobs) if job.context == c)
             for c in range(len(contexts))
@@ -371,6 +380,18 @@ class InContextPipeline:
             for c in range(len(contexts))
         )
         return InContextOutput(predictions=predictions, latents=stacked, samples=samples)
+
+    def _copied(self, contexts: Sequence[TaskContext], jobs: Sequence[_Job], pixels: list[Tensor],
+                seed: int) -> list[Tensor]:
+        """``pixels`` (one per job) after ``context_copy``, one classifier fitted per context."""
+        out = list(pixels)
+        for c, context in enumerate(contexts):
+            rows = [r for r, job in enumerate(jobs) if job.context == c]
+            copied = context_copy([pixels[r] for r in rows], context, generator=torch.Generator().manual_seed(
+                mix_seed(seed, c)))
+            for r, sample in zip(rows, copied):
+                out[r] = sample
+        return out
 
     def _adapting(self, contexts: Sequence[TaskContext], opts: SamplingOptions) -> set[int]:
         """The contexts this call adapts the J-DiT to (``opts.adapt_steps``): those with the two pairs

@@ -42,6 +42,7 @@ INDEX_FILE = "model_index.json"
 #: ``max_pairs`` the most pairs one training context held, so ``lavin run`` uses that many;
 #: ``num_steps`` the sampler steps its quality was measured at (a deeper J-DiT may recommend fewer);
 #: ``adapt_steps`` / ``adapt_lr`` test-time adaptation on each context's pairs (``pipeline.adaptation``).
+#: ``context_copy`` keeping the query's pixels where the pairs keep their input's (``pipeline.context_copy``).
 RECOMMENDED_KEYS = {
     "num_steps": "num_steps",
     "guidance_scale": "guidance_scale",
@@ -51,6 +52,7 @@ RECOMMENDED_KEYS = {
     "max_pairs": "num_pairs",
     "adapt_steps": "adapt_steps",
     "adapt_lr": "adapt_lr",
+    "context_copy": "context_copy",
 }
 DIT_DIR, VAE_DIR = "dit", "vae"
 

@@ -53,6 +53,14 @@ def _count(what: str, *, minimum: int = 1, hint: str = ""):
     return check
 
 
+def _flag(what: str):
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value is not None and not isinstance(value, bool):
+            raise OptionError(attribute.name, f"{what} must be true or false, got {value!r}")
+
+    return check
+
+
 def _to_float(value: Any) -> Any:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
@@ -70,6 +78,8 @@ class SamplingOptions:
     back to the query's size; 0 processes every query at its own size. ``adapt_steps``: optimizer
     steps of test-time adaptation on each context's own pairs before it is answered (0: none, the
     default; see ``lavin_core.pipeline.adaptation``), at learning rate ``adapt_lr``.
+    ``context_copy``: keep the query's pixels where the context's pairs keep their input's
+    (``lavin_core.pipeline.context_copy``; off by default).
     """
 
     num_steps: int | None = attrs.field(default=None, validator=_count("the number of steps"))
@@ -88,6 +98,7 @@ class SamplingOptions:
         default=None, validator=_count("the number of adaptation steps", minimum=0, hint=" (0 turns adaptation off)"))
     adapt_lr: float | None = attrs.field(default=None, converter=_to_float,
                                          validator=_number("the adaptation learning rate", minimum=1e-12))
+    context_copy: bool | None = attrs.field(default=None, validator=_flag("context copy"))
 
     def merged_over(self, defaults: SamplingOptions) -> SamplingOptions:
         """These options with every None field taken from ``defaults``."""
@@ -99,7 +110,8 @@ class SamplingOptions:
 
 #: What a model without recommendations samples with: the authors' settings.
 OFFICIAL_DEFAULTS = SamplingOptions(guidance_scale=OFFICIAL_GUIDANCE, temperature=1.0, num_samples=1,
-                                    num_pairs=OFFICIAL_PAIRS, processing_size=0, adapt_steps=0, adapt_lr=ADAPT_LR)
+                                    num_pairs=OFFICIAL_PAIRS, processing_size=0, adapt_steps=0, adapt_lr=ADAPT_LR,
+                                    context_copy=False)
 
 
 def model_defaults(recommended: SamplingOptions | None) -> SamplingOptions:

@@ -12,7 +12,7 @@ A config file has one table per section below; every key is optional except ``[t
     [train]      batch_size (global), precision, grad_clip, ema_decay, cfg_dropout
     [checkpoint] every, keep_last, async_save
     [samples]    every, count, num_steps, guidance_scale
-    [vae]        image_steps, loss weights, adversarial_start_step, discriminator_lr, train_encoder,
+    [vae]        image_steps, reconstruction ("l1" or "mse"), loss weights, adversarial_start_step, discriminator_lr, train_encoder,
                  train_only, latent_noise, denoiser, estimate_share, estimate_steps
 
 ``load_config`` checks every key and type before anything runs: ``optimizer.lrr`` fails with
@@ -218,6 +218,9 @@ class VAEStageConfig:
     """
 
     image_steps: int = attrs.field(default=0, validator=_non_negative_int)
+    #: The reconstruction term: ``"l1"`` (sharper autoencoders) or ``"mse"`` (what PSNR scores;
+    #: e.g. for a copy gate, a per-pixel blend whose best value under MSE is the PSNR-best one).
+    reconstruction: Literal["l1", "mse"] = attrs.field(default="l1", validator=v.in_(("l1", "mse")))
     kl_weight: float = attrs.field(default=1e-6, validator=_non_negative_float)
     perceptual_weight: float = attrs.field(default=0.1, validator=_non_negative_float)
     adversarial_weight: float = attrs.field(default=0.05, validator=_non_negative_float)

@@ -72,7 +72,8 @@ class VAEStage:
             freeze_all_but(self.model, vc.train_only)
         if not vc.train_encoder:
             self.model.encoder.requires_grad_(False)
-        self.weights = LossWeights(kl_weight=vc.kl_weight, perceptual_weight=vc.perceptual_weight,
+        self.weights = LossWeights(reconstruction=vc.reconstruction, kl_weight=vc.kl_weight,
+                                   perceptual_weight=vc.perceptual_weight,
                                    adversarial_weight=vc.adversarial_weight,
                                    adversarial_start_step=vc.adversarial_start_step)
         self.objective = VAEObjective(self.model, self.weights, autocast_dtype=autocast_dtype,
