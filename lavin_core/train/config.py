@@ -12,8 +12,9 @@ A config file has one table per section below; every key is optional except ``[t
     [train]      batch_size (global), precision, grad_clip, ema_decay, cfg_dropout
     [checkpoint] every, keep_last, async_save
     [samples]    every, count, num_steps, guidance_scale
-    [vae]        image_steps, reconstruction ("l1" or "mse"), loss weights, adversarial_start_step, discriminator_lr, train_encoder,
-                 train_only, latent_noise, denoiser, estimate_share, estimate_steps
+    [vae]        image_steps, reconstruction ("l1" or "mse"), loss weights, adversarial_start_step,
+                 discriminator_lr, train_encoder, train_only, latent_noise, denoiser, estimate_share,
+                 estimate_steps
 
 ``load_config`` checks every key and type before anything runs: ``optimizer.lrr`` fails with
 its key path and the keys that would work. ``dump_toml`` writes the resolved config back out.
