@@ -186,3 +186,16 @@ def test_a_single_pair_context_is_answered_unadapted_with_a_warning():
 def test_bad_adaptation_options_are_one_line_errors(field, value, message):
     with pytest.raises(ValueError, match=message):
         SamplingOptions(**{field: value})
+
+
+def test_the_unseen_task_note_names_the_task_and_the_flags_only_when_it_applies():
+    from lavin_core.pipeline.adaptation import UNSEEN_TASK_MIN_PAIRS, UNSEEN_TASK_STEPS, unseen_task_note
+
+    note = unseen_task_note("map_solarize", ("depth", "edges"), 0)
+    assert note is not None and "'map_solarize'" in note
+    assert f"--adapt-steps {UNSEEN_TASK_STEPS}" in note and f"--num-pairs {UNSEEN_TASK_MIN_PAIRS}" in note
+    assert unseen_task_note("depth", ("depth", "edges"), 0) is None  # trained
+    assert unseen_task_note("map_solarize", ("depth",), 80) is None  # adapting already
+    assert unseen_task_note("map_solarize", None, None) is None  # the model does not list its tasks
+    assert unseen_task_note("map_solarize", (), None) is None
+    assert unseen_task_note(None, ("depth",), 0) is None  # pairs from --prompts alone: no task to judge

@@ -340,3 +340,22 @@ def test_adaptation_flags_reach_the_pipelines_defaults_and_bad_ones_name_their_f
     assert pipe.defaults.adapt_steps == 0
     with pytest.raises(ValueError, match=r"^--adapt-steps: the number of adaptation steps must be an integer >= 0"):
         sampling_options(parser.parse_args([*MODELS, "--adapt-steps", "-2"]))
+
+
+def test_a_task_the_model_never_saw_gets_the_adaptation_advice(files, capsys, tmp_path):
+    import json
+
+    from lavin_core.pretrained.folders import INDEX_FILE
+    from tests.tiny_model import make_model_folder
+
+    folder = make_model_folder(tmp_path / "model")
+    index = json.loads((folder / INDEX_FILE).read_text())
+    (folder / INDEX_FILE).write_text(json.dumps({**index, "trained_tasks": ["depth"]}))
+    out = tmp_path / "p.png"
+    common = ["--query", files["query"], "--model", str(folder), "--num-pairs", "2", *FAST, "--out", str(out)]
+    status, _, err = run(["--task", "edges", *common], capsys)
+    assert status == 0 and "not trained on task 'edges'" in err and "--adapt-steps 80" in err, err
+    status, _, err = run(["--task", "depth", *common], capsys)  # a trained task: nothing to advise
+    assert status == 0 and "not trained on" not in err, err
+    status, _, err = run(["--task", "edges", "--adapt-steps", "1", *common], capsys)  # already adapting
+    assert status == 0 and "not trained on" not in err, err

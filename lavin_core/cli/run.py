@@ -82,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
     from lavin_core.data.images import check_size, decode_side, fit_size, read_clip, resize
     from lavin_core.data.outputs import check_output_path, save_image
     from lavin_core.data.video import DEFAULT_FPS
-    from lavin_core.pipeline.windows import predict_clip
+    from lavin_core.pipeline.adaptation import unseen_task_note
     from lavin_core.pipeline.inputs import task_at, task_pairs
+    from lavin_core.pipeline.windows import predict_clip
 
     options = sampling_options(args, seed=args.seed, num_pairs=args.num_pairs, processing_size=args.processing_size)
     if args.task is None and args.prompts is None:
@@ -106,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
             query = resize(query, fit_size(*query.shape[-2:], pipe.size_multiple))
         check_size(query, pipe.size_multiple, f"the query {args.query}")
     size = pipe.processing_shape(*query.shape[-2:], options.processing_size)
+    if args.dit is None and args.vae is None and pipe.folder is not None:  # its trained tasks are these weights'
+        note = unseen_task_note(args.task, pipe.folder.trained_tasks, options.adapt_steps)
+        if note:
+            warnings.warn(note, stacklevel=1)
     if pipe.max_pairs is not None and options.num_pairs > pipe.max_pairs:
         warnings.warn(f"--num-pairs {options.num_pairs}: this model was trained with at most {pipe.max_pairs} "
                       f"example pairs per context; more may not help", stacklevel=1)
