@@ -157,3 +157,23 @@ def test_context_copy_options_flag_and_model_index(tmp_path):
     assert sampling_options(parser.parse_args(["--context-copy", "on"])).context_copy is True
     assert sampling_options(parser.parse_args(["--context-copy", "off"])).context_copy is False
     assert sampling_options(parser.parse_args([])).context_copy is None
+
+
+def test_fits_on_the_worker_thread_match_the_fits_in_line_and_hand_back_errors():
+    from lavin_core.pipeline.context_copy import apply_context_copy, fit_context_copy
+    from lavin_core.pipeline.copy_fits import CopyFits
+    from lavin_core.seeds import mix_seed
+
+    context, _ = inpainting_context()
+    samples = [texture(7), texture(8)]
+    with CopyFits([context, context], seed=5) as fits:
+        done = fits.result()
+    for index, (query, fitted) in enumerate(done):
+        assert torch.equal(query, context.query)
+        expected = context_copy(samples, context, generator=torch.Generator().manual_seed(mix_seed(5, index)))
+        for a, b in zip(apply_context_copy(samples, query, fitted), expected):
+            assert torch.equal(a, b)
+    assert fit_context_copy(context.pairs, generator=torch.Generator().manual_seed(0)) is not None
+    broken = TaskContext(task="broken", pairs=[], query=context.query)  # no pairs: the fit refuses
+    with CopyFits([broken], seed=5) as fits, pytest.raises(ValueError, match="the context has none"):
+        fits.result()

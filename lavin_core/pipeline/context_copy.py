@@ -177,20 +177,43 @@ def fit_calibration(pairs: Sequence[ExamplePair], fit: CopyFit = CopyFit(), *,
     return float(scale.detach()), float(shift.detach())
 
 
+@attrs.frozen
+class CopyMap:
+    """What a context's pairs say about copying: the classifier and its calibration ``(a, b)`` (or None)."""
+
+    classifier: CopyClassifier
+    calibration: tuple[float, float] | None
+
+
+def fit_context_copy(pairs: Sequence[ExamplePair], fit: CopyFit = CopyFit(), *,
+                     generator: torch.Generator) -> CopyMap | None:
+    """The classifier of ``pairs`` and its calibration, or None when the pairs keep (almost) nothing.
+    It reads the pairs alone, so it can run while the answer is still being sampled."""
+    classifier = fit_copy_classifier(pairs, fit, generator=generator)
+    if classifier is None:
+        return None
+    return CopyMap(classifier, fit_calibration(pairs, fit, generator=generator))
+
+
+def apply_context_copy(samples: Sequence[Tensor], query: Tensor, fitted: CopyMap | None,
+                       fit: CopyFit = CopyFit()) -> list[Tensor]:
+    """Each sample ``(3, T, H, W)`` blended towards ``query`` fitted to its frames and size, by ``fitted``'s
+    calibrated probability (see the module docstring); unchanged for None."""
+    if fitted is None or not samples:
+        return list(samples)
+    shape = samples[0].shape
+    guide = guide_frames(query.float()[None], shape[1], tuple(shape[-2:]))[0]
+    logits = copy_logits(fitted.classifier, guide, fit.patch).clamp(-CLAMP, CLAMP)
+    if fitted.calibration is not None:
+        logits = fitted.calibration[0] * logits + fitted.calibration[1]
+    p = torch.sigmoid(logits)[None]
+    return [torch.lerp(sample.float(), guide.to(sample.device), p.to(sample.device)) for sample in samples]
+
+
 def context_copy(samples: Sequence[Tensor], context: TaskContext, fit: CopyFit = CopyFit(), *,
                  generator: torch.Generator) -> list[Tensor]:
     """Each sample ``(3, T, H, W)`` of ``context``'s answer blended towards its query where the pairs
     keep their input: ``lerp(sample, query, p)`` (see the module docstring). One fit per context."""
     if not samples:
         return []
-    classifier = fit_copy_classifier(context.pairs, fit, generator=generator)
-    if classifier is None:
-        return list(samples)
-    shape = samples[0].shape
-    guide = guide_frames(context.query.float()[None], shape[1], tuple(shape[-2:]))[0]
-    logits = copy_logits(classifier, guide, fit.patch).clamp(-CLAMP, CLAMP)
-    calibration = fit_calibration(context.pairs, fit, generator=generator)
-    if calibration is not None:
-        logits = calibration[0] * logits + calibration[1]
-    p = torch.sigmoid(logits)[None]
-    return [torch.lerp(sample.float(), guide.to(sample.device), p.to(sample.device)) for sample in samples]
+    return apply_context_copy(samples, context.query, fit_context_copy(context.pairs, fit, generator=generator), fit)

@@ -31,10 +31,12 @@ from lavin_core.errors import LavinError
 from lavin_core.flow import randn_like
 from lavin_core.interfaces import Denoiser, Encoder, Sampler, StepCallback, Task
 from lavin_core.pipeline.adaptation import adapted
-from lavin_core.pipeline.context_copy import context_copy
+from lavin_core.pipeline.context_copy import apply_context_copy
+from lavin_core.pipeline.copy_fits import CopyFits
 from lavin_core.pipeline.ensemble import combine_samples
 from lavin_core.pipeline.inputs import build_context
 from lavin_core.pipeline.output import InContextOutput
+from lavin_core.pipeline.workers import cpu_workers, run_all
 from lavin_core.pretrained import folders
 from lavin_core.pretrained.loading import load_denoiser, load_encoder
 from lavin_core.samplers import EulerSampler, get_sampler, null_context
@@ -322,74 +324,89 @@ class InContextPipeline:
         adapt_seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device)) \
             if adapting and generator is not None else 0
 
-        # Rows of one shape sample together, ``batch_size`` at a time; results go back to their places.
-        # Adapted weights are one context's own, so then each context samples alone.
-        groups: dict[tuple, list[int]] = {}
-        for row, job in enumerate(jobs):
-            cond, query_latents = encoded[job.context]
-            key = (tuple(cond.shape), tuple(query_latents.shape), tuple(noises[row].shape))
-            groups.setdefault(key + ((job.context,) if job.context in adapting else ()), []).append(row)
-        steps = sampler.step_count(opts.num_steps)
-        latents: list[Tensor | None] = [None] * len(jobs)
-        with tqdm(total=steps * sum(len(_chunks(rows, batch_size)) for rows in groups.values()), disable=not progress,
-                  unit="step", leave=False, desc=progress if isinstance(progress, str) else "lavin") as bar:
-            def on_step(step: int, t: float, z: Tensor) -> None:
-                bar.update()
-                if callback is not None:
-                    callback(step, t, z)
+        # The context copy's fits read the pairs alone: worker threads run them while the J-DiT
+        # samples (copy_fits.py), from a seed of their own drawn here (the ODE samplers draw
+        # nothing: it is the seed a draw after sampling would give).
+        copying = opts.context_copy and output_type == "pixels"
+        copy_seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device)) \
+            if copying and generator is not None else 0
+        with CopyFits(contexts, copy_seed) if copying else contextlib.nullcontext() as fits:
+            # Rows of one shape sample together, ``batch_size`` at a time; results go back to their places.
+            # Adapted weights are one context's own, so then each context samples alone.
+            groups: dict[tuple, list[int]] = {}
+            for row, job in enumerate(jobs):
+                cond, query_latents = encoded[job.context]
+                key = (tuple(cond.shape), tuple(query_latents.shape), tuple(noises[row].shape))
+                groups.setdefault(key + ((job.context,) if job.context in adapting else ()), []).append(row)
+            steps = sampler.step_count(opts.num_steps)
+            latents: list[Tensor | None] = [None] * len(jobs)
+            chunk_count = sum(len(_chunks(rows, batch_size)) for rows in groups.values())
+            with tqdm(total=steps * chunk_count, disable=not progress, unit="step", leave=False,
+                      desc=progress if isinstance(progress, str) else "lavin") as bar:
+                def on_step(step: int, t: float, z: Tensor) -> None:
+                    bar.update()
+                    if callback is not None:
+                        callback(step, t, z)
 
-            autocast = autocast_dtype(self.precision, self.device)
-            for group in groups.values():
-                context = jobs[group[0]].context
-                with self._adapted(encoded[context], noises[group[0]], opts, mix_seed(adapt_seed, context), autocast) \
-                        if context in adapting else contextlib.nullcontext():
-                    for rows in _chunks(group, batch_size):
-                        cond = torch.stack([encoded[jobs[r].context][0] for r in rows])
-                        null = null_context(torch.stack([encoded[jobs[r].context][1] for r in rows]))
-                        with torch.autocast(self.device.type, dtype=autocast or torch.float32,
-                                            enabled=autocast is not None):
-                            sampled = sampler.sample(
-                                self.denoiser, torch.stack([noises[r] for r in rows]), cond, null_cond=null,
-                                guidance_scale=opts.guidance_scale, num_steps=opts.num_steps, generator=generator,
-                                callback=on_step, progress=False,
-                            ).to(self.dtype)
-                        if not torch.isfinite(sampled).all():
-                            raise LavinError(
-                                "the sampled latents hold NaN or infinite values: the model weights or the inputs "
-                                f"are not finite (guidance {opts.guidance_scale}, temperature {opts.temperature})"
-                            )
-                        for r, z in zip(rows, sampled):
-                            latents[r] = z
-        per_context = [[latents[r] for r, job in enumerate(jobs) if job.context == c] for c in range(len(contexts))]
-        stacked = tuple(z[0] if len(z) == 1 else torch.stack(z) for z in per_context)
-        if output_type == "latent":
-            return InContextOutput(predictions=(), latents=stacked)
-        guides = [contexts[job.context].query for job in jobs] if self.encoder.takes_guide else None
-        pixels = self.decode(latents, batch_size=batch_size, guides=guides)  # type: ignore[arg-type]
-        if opts.context_copy:
-            # the fits draw from a seed of their own, drawn after sampling: every sample stays as it was
-            copy_seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device)) \
-                if generator is not None else 0
-            pixels = self._copied(contexts, jobs, pixels, copy_seed)
-        samples = tuple(
-            tuple(resize(pixels[r], sizes[c]) for r, job in enumerate(jobs) if job.context == c)
-            for c in range(len(contexts))
-        )
-        predictions = tuple(
-            resize(combine_samples(task, [pixels[r] for r, job in enumerate(jobs) if job.context == c]), sizes[c])
-            for c in range(len(contexts))
-        )
-        return InContextOutput(predictions=predictions, latents=stacked, samples=samples)
+                autocast = autocast_dtype(self.precision, self.device)
 
-    def _copied(self, contexts: Sequence[TaskContext], jobs: Sequence[_Job], pixels: list[Tensor],
-                seed: int) -> list[Tensor]:
-        """``pixels`` (one per job) after ``context_copy``, one classifier fitted per context."""
+                def sample_rows(rows: list[int]) -> None:
+                    cond = torch.stack([encoded[jobs[r].context][0] for r in rows])
+                    null = null_context(torch.stack([encoded[jobs[r].context][1] for r in rows]))
+                    # grad mode and autocast are per thread: set here, for the workers too
+                    with torch.no_grad(), torch.autocast(self.device.type, dtype=autocast or torch.float32,
+                                                         enabled=autocast is not None):
+                        sampled = sampler.sample(
+                            self.denoiser, torch.stack([noises[r] for r in rows]), cond, null_cond=null,
+                            guidance_scale=opts.guidance_scale, num_steps=opts.num_steps, generator=generator,
+                            callback=on_step, progress=False,
+                        ).to(self.dtype)
+                    if not torch.isfinite(sampled).all():
+                        raise LavinError(
+                            "the sampled latents hold NaN or infinite values: the model weights or the inputs "
+                            f"are not finite (guidance {opts.guidance_scale}, temperature {opts.temperature})"
+                        )
+                    for r, z in zip(rows, sampled):
+                        latents[r] = z
+
+                shared: list[list[int]] = []  # chunks that sample with the loaded weights, in any order
+                for group in groups.values():
+                    context = jobs[group[0]].context
+                    if context in adapting:
+                        with self._adapted(encoded[context], noises[group[0]], opts, mix_seed(adapt_seed, context),
+                                           autocast):
+                            for rows in _chunks(group, batch_size):
+                                sample_rows(rows)
+                    else:
+                        shared.extend(_chunks(group, batch_size))
+                # on a CPU, on two threads (workers.py): the same answers, sooner
+                run_all(sample_rows, shared, workers=cpu_workers(self.denoiser, self.device,
+                                                                 ordered=callback is not None))
+            per_context = [[latents[r] for r, job in enumerate(jobs) if job.context == c] for c in range(len(contexts))]
+            stacked = tuple(z[0] if len(z) == 1 else torch.stack(z) for z in per_context)
+            if output_type == "latent":
+                return InContextOutput(predictions=(), latents=stacked)
+            guides = [contexts[job.context].query for job in jobs] if self.encoder.takes_guide else None
+            pixels = self.decode(latents, batch_size=batch_size, guides=guides)  # type: ignore[arg-type]
+            if fits is not None:
+                pixels = self._copied(jobs, pixels, fits)
+            samples = tuple(
+                tuple(resize(pixels[r], sizes[c]) for r, job in enumerate(jobs) if job.context == c)
+                for c in range(len(contexts))
+            )
+            predictions = tuple(
+                resize(combine_samples(task, [pixels[r] for r, job in enumerate(jobs) if job.context == c]), sizes[c])
+                for c in range(len(contexts))
+            )
+            return InContextOutput(predictions=predictions, latents=stacked, samples=samples)
+
+    @staticmethod
+    def _copied(jobs: Sequence[_Job], pixels: list[Tensor], fits: CopyFits) -> list[Tensor]:
+        """``pixels`` (one per job) blended towards their context's query where its fit says so."""
         out = list(pixels)
-        for c, context in enumerate(contexts):
+        for c, (query, fitted) in enumerate(fits.result()):
             rows = [r for r, job in enumerate(jobs) if job.context == c]
-            copied = context_copy([pixels[r] for r in rows], context, generator=torch.Generator().manual_seed(
-                mix_seed(seed, c)))
-            for r, sample in zip(rows, copied):
+            for r, sample in zip(rows, apply_context_copy([pixels[r] for r in rows], query, fitted)):
                 out[r] = sample
         return out
 
@@ -451,16 +468,22 @@ class InContextPipeline:
             key = tuple(z.shape) + (() if guides is None else tuple(guides[index].shape))
             groups.setdefault(key, []).append(index)
         out: list[Tensor | None] = [None] * len(latents)
-        for indices in groups.values():
-            for chunk in _chunks(indices, batch_size):
-                batch = torch.stack([latents[i] for i in chunk]).to(device=device, dtype=dtype)
-                kwargs = {}
-                if guides is not None:
-                    frames, size = answer_shape(batch, sc, tc)
-                    queries = torch.stack([guides[i] for i in chunk]).to(device=device, dtype=dtype)
-                    kwargs["guide"] = guide_frames(queries, frames, size)
-                for i, pixels in zip(chunk, self.encoder.decode(batch, **kwargs)):
-                    out[i] = pixels.float().clamp(-1.0, 1.0)
+
+        def decode_chunk(chunk: list[int]) -> None:
+            batch = torch.stack([latents[i] for i in chunk]).to(device=device, dtype=dtype)
+            kwargs = {}
+            if guides is not None:
+                frames, size = answer_shape(batch, sc, tc)
+                queries = torch.stack([guides[i] for i in chunk]).to(device=device, dtype=dtype)
+                kwargs["guide"] = guide_frames(queries, frames, size)
+            with torch.set_grad_enabled(grad):  # the caller's grad mode, in the workers too
+                decoded = self.encoder.decode(batch, **kwargs)
+            for i, pixels in zip(chunk, decoded):
+                out[i] = pixels.float().clamp(-1.0, 1.0)
+
+        grad = torch.is_grad_enabled()
+        chunks = [chunk for indices in groups.values() for chunk in _chunks(indices, batch_size)]
+        run_all(decode_chunk, chunks, workers=cpu_workers(self.encoder, device))
         return out  # type: ignore[return-value]
 
     def _contexts(self, context, pairs, query, processing_size: int) -> tuple[list[TaskContext], list[tuple[int, int]]]:
