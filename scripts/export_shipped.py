@@ -68,6 +68,19 @@ def export_part(export: Path, out: Path, dtype: torch.dtype) -> int:
     return (out / "model.safetensors").stat().st_size + (out / "config.json").stat().st_size
 
 
+#: The repository root: a training record's paths inside it are written relative to it.
+REPO = Path(__file__).resolve().parents[1]
+
+
+def portable(model: dict) -> dict:
+    """A run's ``[model]`` table with ``init``, when it is a path inside this repository, relative to
+    its root: the record names the run folder, not the machine it ran on."""
+    init = model.get("init")
+    if isinstance(init, str) and Path(init).is_absolute() and Path(init).resolve().is_relative_to(REPO):
+        return {**model, "init": Path(init).resolve().relative_to(REPO).as_posix()}
+    return model
+
+
 def vae_training(export: Path) -> dict:
     """The index's record of the ST-VAE run that wrote ``export``; for the ST-VAE part of a model folder
     of this script (``lavin_core/weights/lavin-tiny-icl/vae``), the record in that folder's index."""
@@ -77,7 +90,7 @@ def vae_training(export: Path) -> dict:
         record = json.loads(index.read_text()).get("vae_training")
         if record:
             return record
-    return {"run": config.get("run", {}), "model": config.get("model", {}), "vae": config.get("vae", {}),
+    return {"run": config.get("run", {}), "model": portable(config.get("model", {})), "vae": config.get("vae", {}),
             "tasks": list(config.get("tasks", {}))}
 
 
@@ -179,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         **({} if args.ensemble_size is None else {"ensemble_size": args.ensemble_size}),
         **({} if args.num_steps is None else {"num_steps": args.num_steps}),
         **({} if args.precision is None else {"precision": args.precision}),
-        "dit_training": {"run": dit_config.get("run", {}), "model": dit_config.get("model", {})},
+        "dit_training": {"run": dit_config.get("run", {}), "model": portable(dit_config.get("model", {}))},
         "vae_training": vae_training(args.vae_export),
     }
     (args.out / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")

@@ -235,3 +235,11 @@ def test_export_shipped_refuses_an_unfinished_run(tmp_path):
     with pytest.raises(SystemExit, match="no config.json"):
         _export_script().main([str(tmp_path), str(tmp_path), "--out", str(tmp_path / "o")])
 
+
+
+def test_export_shipped_records_an_init_inside_the_repository_relative_to_it():
+    script = _export_script()
+    inside = str(script.REPO / "runs" / "vae-copy2" / "export")
+    assert script.portable({"init": inside, "preset": "p"}) == {"init": "runs/vae-copy2/export", "preset": "p"}
+    for kept in ({"init": "/elsewhere/export"}, {"init": "lavin-tiny"}, {"init": ""}, {}):
+        assert script.portable(kept) == kept  # outside the repository, a model name, none
