@@ -359,3 +359,5 @@ def test_a_task_the_model_never_saw_gets_the_adaptation_advice(files, capsys, tm
     assert status == 0 and "not trained on" not in err, err
     status, _, err = run(["--task", "edges", "--adapt-steps", "1", *common], capsys)  # already adapting
     assert status == 0 and "not trained on" not in err, err
+    status, _, err = run(["--task", "my-label", "--prompts", files["prompts"], *common], capsys)  # a label
+    assert status == 0 and "not trained on" not in err, err

@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
             query = resize(query, fit_size(*query.shape[-2:], pipe.size_multiple))
         check_size(query, pipe.size_multiple, f"the query {args.query}")
     size = pipe.processing_shape(*query.shape[-2:], options.processing_size)
-    if args.dit is None and args.vae is None and pipe.folder is not None:  # its trained tasks are these weights'
+    if registered and args.dit is None and args.vae is None and pipe.folder is not None:
+        # a registered task against the trained tasks of these very weights; a label of --prompts says nothing
         note = unseen_task_note(args.task, pipe.folder.trained_tasks, options.adapt_steps)
         if note:
             warnings.warn(note, stacklevel=1)
